@@ -1,0 +1,1 @@
+"""Talking to the CRM's HTTP API."""

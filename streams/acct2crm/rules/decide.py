@@ -1,0 +1,268 @@
+"""Where each rule of SPEC section 1 is decided.
+
+Two steps, both pure:
+
+``classify(change, scope, applied)``
+    everything that needs no CRM knowledge: deletes (R3), snapshots, scope
+    (R1/R2/R5), bad rows, replays, TOAST placeholders. Returns a final
+    ``Outcome`` or a ``SyncIntent`` for the sink.
+``decide(intent, view)``
+    R1a/R1b/R2a/R2b/R2c from the CRM records that hold the codes involved.
+    The sink calls it again with the CRM's own answer after a 409 or 404, so
+    the table (a cache) can never cause a duplicate or a wrong overwrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from acct2crm.rules.change import (
+    MAPPED_FIELDS,
+    UNAVAILABLE,
+    Action,
+    Change,
+    Op,
+    Position,
+    Row,
+    external_ref,
+)
+from acct2crm.rules.codes import clean_text, code_key
+from acct2crm.rules.scope import SyncScope
+
+Fields = dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A change settled without asking the CRM."""
+
+    action: Action
+    reason: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncIntent:
+    """An in-scope insert or update the sink must reconcile with the CRM."""
+
+    tenant: str
+    accounting_id: int
+    op: Op
+    code: str
+    previous_code: str | None  # set only when the code changed to another customer's key
+    fields: Fields  # mapped fields known after the change; TOAST-unreadable ones omitted
+    position: Position
+
+    @property
+    def external_ref(self) -> str:
+        return external_ref(self.tenant, self.accounting_id)
+
+    @property
+    def is_insert(self) -> bool:
+        return self.op in (Op.CREATE, Op.BACKFILL, Op.SNAPSHOT)
+
+    def code_keys(self) -> tuple[str, ...]:
+        """Codes this intent touches: a rename touches two."""
+        keys = [code_key(self.code)]
+        if self.previous_code is not None:
+            keys.append(code_key(self.previous_code))
+        return tuple(keys)
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """What the sync knows of one CRM customer (from the CRM's own replies)."""
+
+    id: int
+    fields: Fields
+    external_ref: str | None = None
+
+    @property
+    def code(self) -> str:
+        return self.fields.get("code") or ""
+
+
+@dataclass(frozen=True)
+class Create:
+    fields: Fields
+
+
+@dataclass(frozen=True)
+class Patch:
+    crm_id: int
+    fields: Fields
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The action to report and the single CRM call (if any) that achieves it."""
+
+    action: Action
+    reason: str
+    call: Create | Patch | None = None
+    crm_id: int | None = None  # the CRM customer concerned, when one exists
+
+
+# ---------------------------------------------------------------- classify
+
+
+def resolve_fields(before: Row | None, after: Row) -> Fields:
+    """Mapped fields after the change, NFC and stripped.
+
+    A TOAST placeholder means "unchanged": the value before the change is used
+    when Debezium gave one, otherwise the field is left out so that nothing
+    is written to it.
+    """
+    fields: Fields = {}
+    for name in MAPPED_FIELDS:
+        if name not in after:
+            continue
+        value = after[name]
+        if value == UNAVAILABLE:
+            prior = before.get(name) if before is not None else None
+            if before is None or name not in before or prior == UNAVAILABLE:
+                continue
+            value = prior
+        fields[name] = clean_text(value) if isinstance(value, str) else value
+    return fields
+
+
+def classify(
+    change: Change,
+    scope: SyncScope,
+    applied: Position | None = None,
+    *,
+    snapshot_as_insert: bool = False,
+) -> Outcome | SyncIntent:
+    """Settle a change without the CRM, or say what the sink must reconcile."""
+    if change.op is Op.TRUNCATE:
+        return Outcome(Action.IGNORED_DELETE, "R3: table truncated; CRM records are kept")
+    before_code = _text(change.before, "code")
+    if change.op is Op.DELETE:
+        return Outcome(Action.IGNORED_DELETE, "R3: row deleted; CRM record is kept", before_code)
+    if change.op is Op.SNAPSHOT and not snapshot_as_insert:
+        return Outcome(
+            Action.IGNORED_SNAPSHOT,
+            "row existed before the sync started; it is created when next edited "
+            "(or by `acct2crm backfill`)",
+            _text(change.after, "code"),
+        )
+    after = change.after
+    if after is None or change.accounting_id is None:
+        return Outcome(Action.FAILED, f"op={change.op.value} change carries no row after it")
+    fields = resolve_fields(change.before, after)
+    merged = {**after, **fields}
+    code = fields.get("code")
+    if not scope.contains(merged):
+        return Outcome(
+            Action.IGNORED_OUT_OF_SCOPE,
+            f"{'R2' if change.op is Op.UPDATE else 'R1'}/R5: row is not in the sync scope "
+            f"({scope.describe()})",
+            code,
+        )
+    if not code:
+        return Outcome(Action.FAILED, "bad row: code is empty after stripping", code)
+    if applied is not None and change.position.lsn <= applied.lsn:
+        return Outcome(
+            Action.UNCHANGED,
+            f"replay: this row was already synced at lsn {applied.lsn} "
+            f"(this change is lsn {change.position.lsn}); nothing written",
+            code,
+        )
+    previous = before_code if change.op is Op.UPDATE else None
+    if previous is not None and code_key(previous) == code_key(code):
+        previous = None
+    op = Op.BACKFILL if change.op is Op.SNAPSHOT else change.op
+    return SyncIntent(
+        tenant=change.tenant,
+        accounting_id=change.accounting_id,
+        op=op,
+        code=code,
+        previous_code=previous,
+        fields=fields,
+        position=change.position,
+    )
+
+
+def _text(row: Row | None, name: str) -> str | None:
+    if row is None:
+        return None
+    value = row.get(name)
+    return clean_text(value) if isinstance(value, str) and value != UNAVAILABLE else None
+
+
+# ---------------------------------------------------------------- decide
+
+
+def changed_fields(fields: Fields, record: CrmRecord) -> Fields:
+    """The mapped fields whose value differs from what the CRM holds."""
+    return {
+        name: value
+        for name, value in fields.items()
+        if clean_text(value) != clean_text(record.fields.get(name))
+    }
+
+
+def decide(intent: SyncIntent, view: Mapping[str, CrmRecord | None]) -> Decision:
+    """Apply R1a/R1b (inserts) or R2a/R2b/R2c (updates) to the CRM's records.
+
+    ``view`` maps code keys to the CRM record holding that code, or ``None``
+    when the CRM has none; it must cover ``intent.code_keys()``.
+    """
+    ref = intent.external_ref
+    holder = view.get(code_key(intent.code))
+    if intent.is_insert:
+        return _decide_insert(intent, holder, ref)
+    if holder is not None:
+        diff = changed_fields(intent.fields, holder)
+        if not diff:
+            return Decision(
+                Action.UNCHANGED, "R2a: the CRM already holds these values", crm_id=holder.id
+            )
+        return Decision(
+            Action.UPDATED,
+            f"R2a: updated {', '.join(sorted(diff))} of CRM customer {holder.id}",
+            Patch(holder.id, {**diff, "external_ref": ref}),
+            holder.id,
+        )
+    if intent.previous_code is not None:
+        previous = view.get(code_key(intent.previous_code))
+        if previous is not None:
+            diff = changed_fields(intent.fields, previous)
+            return Decision(
+                Action.UPDATED,
+                f"R2b: code changed {previous.code} → {intent.code}; "
+                f"CRM customer {previous.id} renamed",
+                Patch(previous.id, {**diff, "code": intent.code, "external_ref": ref}),
+                previous.id,
+            )
+    return Decision(
+        Action.CREATED,
+        "R2c: edited customer was not in the CRM; created",
+        Create({**intent.fields, "external_ref": ref}),
+    )
+
+
+def _decide_insert(intent: SyncIntent, holder: CrmRecord | None, ref: str) -> Decision:
+    if holder is None:
+        rule = "backfill (R1a)" if intent.op is Op.BACKFILL else "R1a"
+        return Decision(
+            Action.CREATED,
+            f"{rule}: new code; created in the CRM",
+            Create({**intent.fields, "external_ref": ref}),
+        )
+    if holder.external_ref == ref:
+        diff = changed_fields(intent.fields, holder)
+        reason = f"insert seen again; CRM customer {holder.id} was created by this sync"
+        if not diff:
+            return Decision(Action.CREATED, reason, crm_id=holder.id)
+        return Decision(
+            Action.CREATED, reason + "; fields refreshed", Patch(holder.id, diff), holder.id
+        )
+    owner = "made in the CRM" if holder.external_ref is None else f"from {holder.external_ref}"
+    return Decision(
+        Action.SKIPPED_DUPLICATE_CODE,
+        f"R1b: CRM already has code {holder.code} (customer {holder.id}, {owner}); not touched",
+        crm_id=holder.id,
+    )

@@ -1,0 +1,1 @@
+"""Applying sync intents to the CRM, in order per code, concurrently across codes."""

@@ -1,0 +1,66 @@
+"""The CRM-code table seen as a cache of the CRM, which stays the authority.
+
+Backed by any mutable mapping (a Faust table in the worker, a dict in tests).
+Keys are ``tenant\\x1fcode_key``; values are plain dicts so the table's
+changelog can hold them. Every CRM reply passes through ``remember``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from acct2crm.rules.codes import code_key
+from acct2crm.rules.decide import CrmRecord
+
+SEP = "\x1f"
+SEEDED = "#seeded"
+
+
+class CodeCache:
+    def __init__(self, table: MutableMapping[str, Any], tenant: str) -> None:
+        self._table = table
+        self._tenant = tenant
+
+    def _key(self, key: str) -> str:
+        return f"{self._tenant}{SEP}{key}"
+
+    @property
+    def seeded(self) -> bool:
+        return bool(self._table.get(self._key(SEEDED)))
+
+    def mark_seeded(self) -> None:
+        self._table[self._key(SEEDED)] = {"seeded_at": int(time.time() * 1000)}
+
+    def known(self, key: str) -> bool:
+        """True when the cache can answer for this code key without the CRM."""
+        return self.seeded or self._key(key) in self._table
+
+    def get(self, key: str) -> CrmRecord | None:
+        value = self._table.get(self._key(key))
+        if not value or value.get("absent"):
+            return None
+        return CrmRecord(
+            id=int(value["id"]), fields=dict(value["fields"]), external_ref=value.get("external_ref")
+        )
+
+    def remember(self, record: CrmRecord) -> None:
+        self._table[self._key(code_key(record.code))] = {
+            "id": record.id,
+            "fields": dict(record.fields),
+            "external_ref": record.external_ref,
+            "seen_at": int(time.time() * 1000),
+        }
+
+    def remember_absent(self, key: str) -> None:
+        if self.seeded:
+            self._table.pop(self._key(key), None)
+        else:
+            self._table[self._key(key)] = {"absent": True}
+
+    def forget_if(self, key: str, crm_id: int) -> None:
+        """A record moved away from ``key`` (rename): drop the stale entry."""
+        value = self._table.get(self._key(key))
+        if value and not value.get("absent") and int(value["id"]) == crm_id:
+            self.remember_absent(key)

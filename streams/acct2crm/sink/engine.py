@@ -1,0 +1,181 @@
+"""The CRM sink: turns sync intents into CRM calls, in commit order per code.
+
+Intents whose codes (or rows) overlap form one lane and run strictly in
+order; separate lanes run concurrently, bounded by a semaphore and an
+optional pace. Every CRM reply feeds the code cache. A decision made from the
+cache is checked against the CRM before it writes over a record or skips
+an insert, and a 409/404 makes the rule decide again from the CRM's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+
+from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
+from acct2crm.rules.change import Action
+from acct2crm.rules.codes import code_key
+from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide
+from acct2crm.sink.code_cache import SEP, CodeCache
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+from acct2crm.sink.ports import CrmPort
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the sink did with one intent: the result record's substance."""
+
+    intent: SyncIntent
+    action: Action
+    reason: str
+    crm_id: int | None = None
+    wrote: bool = False
+
+
+def position_key(tenant: str, accounting_id: int) -> str:
+    return f"{tenant}{SEP}{accounting_id}"
+
+
+class SinkEngine:
+    def __init__(
+        self,
+        crm: CrmPort,
+        cache: CodeCache,
+        positions: MutableMapping[str, int],
+        *,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        pace: RateLimiter | None = None,
+        wait_state: WaitState | None = None,
+    ) -> None:
+        self._crm = crm
+        self._cache = cache
+        self._positions = positions
+        self._retry = retry or RetryPolicy()
+        self._slots = asyncio.Semaphore(max(1, max_concurrency))
+        self._pace = pace or RateLimiter(0)
+        self.wait_state = wait_state or WaitState()
+
+    async def apply_batch(self, intents: Sequence[SyncIntent]) -> list[Applied]:
+        """Apply a batch; results come back in the batch's order."""
+        results: list[Applied | None] = [None] * len(intents)
+
+        async def run_lane(indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = await self.apply_one(intents[index])
+
+        await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents)))
+        return [r for r in results if r is not None]
+
+    async def apply_one(self, intent: SyncIntent) -> Applied:
+        row = position_key(intent.tenant, intent.accounting_id)
+        applied_lsn = self._positions.get(row)
+        if applied_lsn is not None and intent.position.lsn <= applied_lsn:
+            return Applied(
+                intent,
+                Action.UNCHANGED,
+                f"replay: this row was already synced at lsn {applied_lsn}; nothing written",
+            )
+        keys = intent.code_keys()
+        fresh = not all(self._cache.known(k) for k in keys)
+        view = await self._fresh_view(keys) if fresh else {k: self._cache.get(k) for k in keys}
+        for _ in range(MAX_ROUNDS):
+            decision = decide(intent, view)
+            if not fresh and _needs_check(decision):
+                view, fresh = await self._fresh_view(keys), True
+                continue
+            if decision.call is None:
+                self._positions[row] = intent.position.lsn
+                return Applied(intent, decision.action, decision.reason, decision.crm_id)
+            try:
+                record = await self._execute(decision)
+            except (CrmConflict, CrmNotFound) as exc:
+                log.info("CRM answered %s; deciding again from the CRM's records", exc)
+                view, fresh = await self._fresh_view(keys), True
+                continue
+            except CrmRejected as exc:
+                return Applied(intent, Action.FAILED, f"CRM rejected the row: {exc}")
+            except CrmPermanent as exc:
+                return Applied(intent, Action.FAILED, f"CRM refused the change: {exc}")
+            self._cache.remember(record)
+            for key in keys:
+                if key != code_key(record.code):
+                    self._cache.forget_if(key, record.id)
+            self._positions[row] = intent.position.lsn
+            return Applied(intent, decision.action, decision.reason, record.id, wrote=True)
+        return Applied(
+            intent, Action.FAILED, f"the CRM's records kept changing over {MAX_ROUNDS} tries"
+        )
+
+    async def _execute(self, decision: Decision) -> CrmRecord:
+        call = decision.call
+        if isinstance(call, Create):
+            fields = call.fields
+            return await self._call(lambda: self._crm.create(fields))
+        assert call is not None
+        crm_id, patch = call.crm_id, call.fields
+        return await self._call(lambda: self._crm.patch(crm_id, patch))
+
+    async def _fresh_view(self, keys: Sequence[str]) -> dict[str, CrmRecord | None]:
+        """Ask the CRM who holds each code now, and remember the answer."""
+        view: dict[str, CrmRecord | None] = {}
+        for key in keys:
+            found = await self._call(lambda key=key: self._crm.find_by_code(key))  # type: ignore[misc]
+            holder = next((r for r in found if code_key(r.code) == key), None)
+            if holder is None:
+                self._cache.remember_absent(key)
+            else:
+                self._cache.remember(holder)
+            view[key] = holder
+        return view
+
+    async def _call(self, make):  # type: ignore[no-untyped-def]
+        async def paced():  # type: ignore[no-untyped-def]
+            async with self._slots:
+                await self._pace.wait()
+                return await make()
+
+        return await call_with_retry(
+            paced,
+            self._retry,
+            self.wait_state,
+            on_retry=lambda exc, delay: log.warning(
+                "CRM not available (%s); retrying in %.1fs, nothing is lost", exc, delay
+            ),
+        )
+
+
+def _needs_check(decision: Decision) -> bool:
+    """Writing over a record or skipping an insert must not rest on the cache alone."""
+    return decision.action is Action.SKIPPED_DUPLICATE_CODE or (
+        decision.call is not None and not isinstance(decision.call, Create)
+    )
+
+
+def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
+    """Group intents that share a code or a row; each lane keeps commit order."""
+    parent = list(range(len(intents)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for index, intent in enumerate(intents):
+        for token in (*intent.code_keys(), f"row{SEP}{intent.accounting_id}"):
+            if token in owner:
+                parent[find(index)] = find(owner[token])
+            else:
+                owner[token] = index
+    lanes: dict[int, list[int]] = {}
+    for index in range(len(intents)):
+        lanes.setdefault(find(index), []).append(index)
+    return list(lanes.values())

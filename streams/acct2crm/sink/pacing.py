@@ -1,0 +1,90 @@
+"""Retry and pacing policies for CRM calls (rule R4: wait, never drop)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from acct2crm.errors import CrmRetryable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter; ``Retry-After`` wins when given."""
+
+    base_s: float = 0.2
+    cap_s: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), max(self.cap_s, 60.0))
+        ceiling = min(self.cap_s, self.base_s * (2**attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+class RateLimiter:
+    """Spaces calls at most ``per_s`` a second across all lanes (0 = no pacing)."""
+
+    def __init__(self, per_s: float) -> None:
+        self._interval = 1.0 / per_s if per_s > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self._interval
+
+
+class WaitState:
+    """Whether the sink is waiting for the CRM, and why: shown by status."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.since: float | None = None
+        self.retries = 0
+
+    def waiting(self, reason: str) -> None:
+        if self.reason is None:
+            self.since = time.time()
+        self.reason = reason
+        self.retries += 1
+
+    def clear(self) -> None:
+        self.reason = None
+        self.since = None
+
+
+async def call_with_retry(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    state: WaitState,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_retry: Callable[[CrmRetryable, float], None] | None = None,
+) -> T:
+    """Run ``call`` until it succeeds or fails permanently; retryable errors wait."""
+    attempt = 0
+    while True:
+        try:
+            result = await call()
+        except CrmRetryable as exc:
+            delay = policy.delay(attempt, exc.retry_after)
+            state.waiting(str(exc))
+            if on_retry is not None:
+                on_retry(exc, delay)
+            attempt += 1
+            await sleep(delay)
+            continue
+        state.clear()
+        return result
