@@ -1,0 +1,1 @@
+"""Kafka Connect configuration from ``connectors/``, applied through the REST API."""

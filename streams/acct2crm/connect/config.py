@@ -1,0 +1,79 @@
+"""Connector definitions: JSON files with ``${acct2crm:NAME}`` placeholders.
+
+Rendering is pure so it is testable without Connect; secrets are never
+rendered in, they stay ``${file:...}`` references resolved inside Connect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from acct2crm.errors import ConfigError
+from acct2crm.settings import Settings
+from acct2crm.stack.paths import CONNECTORS_DIR, StackPaths
+
+PLACEHOLDER = re.compile(r"\$\{acct2crm:([a-z_]+)\}")
+
+
+@dataclass(frozen=True)
+class ConnectorDefinition:
+    name: str
+    config: dict[str, str]
+
+
+def placeholder_values(settings: Settings) -> dict[str, str]:
+    """What each ``${acct2crm:NAME}`` stands for; no secret is among them."""
+    return {
+        "pg_host": settings.pg_host,
+        "pg_port": str(settings.pg_port),
+        "pg_database": settings.pg_database,
+        "pg_replication_user": settings.pg_replication_user,
+        "pg_publication": settings.pg_publication,
+        "pg_slot": settings.pg_slot,
+        "topic_prefix": settings.topic_prefix,
+        "tenant": settings.tenant,
+        "secrets_file": str(StackPaths.of(settings).connect_secrets),
+    }
+
+
+def render(text: str, values: Mapping[str, str]) -> str:
+    """Replace every placeholder; an unknown one is a configuration error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ConfigError(f"unknown placeholder ${{acct2crm:{key}}} in a connector config")
+        return values[key]
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def parse(document: object, source: str, values: Mapping[str, str]) -> ConnectorDefinition:
+    """A definition from its JSON document, each config value rendered."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: expected a JSON object with name and config")
+    name, config = document.get("name"), document.get("config")
+    if not isinstance(name, str) or not isinstance(config, dict):
+        raise ConfigError(f"{source}: expected {{'name': str, 'config': {{...}}}}")
+    rendered = {str(key): render(str(value), values) for key, value in config.items()}
+    return ConnectorDefinition(name=render(name, values), config=rendered)
+
+
+def load(settings: Settings, folder: Path = CONNECTORS_DIR) -> list[ConnectorDefinition]:
+    """Every connector in ``folder``, placeholders filled from the settings."""
+    values = placeholder_values(settings)
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ConfigError(f"no connector definition (*.json) in {folder}")
+    definitions = []
+    for path in files:
+        try:
+            document = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+        definitions.append(parse(document, str(path), values))
+    return definitions

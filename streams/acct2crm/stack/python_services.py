@@ -1,0 +1,98 @@
+"""The stack's Python services: the reference CRM and the sync worker.
+
+Both are started as ``python -m`` of this same interpreter, with the settings
+of the ``up`` that started them handed down as ``ACCT2CRM_*`` variables, so a
+stack started with overrides (tests) runs its children with the same ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import typer.main
+from pydantic import SecretStr
+
+from acct2crm.cli import app
+from acct2crm.settings import Settings
+from acct2crm.stack.paths import StackPaths
+from acct2crm.stack.processes import spawn, write_pid
+
+STOP_SIGNAL = signal.SIGTERM
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment variables that reproduce them (secrets included)."""
+    env: dict[str, str] = {}
+    prefix = settings.model_config.get("env_prefix", "")
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        key = field.alias or f"{prefix}{name}".upper()
+        if isinstance(value, SecretStr):
+            env[key] = value.get_secret_value()
+        elif isinstance(value, Path):
+            env[key] = str(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            env[key] = str(value)
+    return env
+
+
+def crm_command(fault_injection: bool) -> list[str]:
+    argv = [sys.executable, "-m", "acct2crm.refcrm"]
+    return [*argv, "--fault-injection"] if fault_injection else argv
+
+
+def start_crm(settings: Settings, paths: StackPaths, fault_injection: bool) -> int:
+    pid = spawn(
+        crm_command(fault_injection),
+        log_file=paths.log_file("crm"),
+        extra_env=settings_env(settings),
+        cwd=paths.home,
+    )
+    write_pid(paths.pid_file("crm"), pid)
+    return pid
+
+
+def crm_healthy(settings: Settings, paths: StackPaths) -> bool:
+    return _http_ok(f"{settings.crm_url}/healthz")
+
+
+def crm_available() -> bool:
+    """The reference CRM module is installed (another part of the project)."""
+    return importlib.util.find_spec("acct2crm.refcrm.__main__") is not None
+
+
+def worker_available() -> bool:
+    """True once the CLI has a ``worker`` command: then ``up`` simply starts it."""
+    group = typer.main.get_command(app)
+    commands = getattr(group, "commands", {})
+    return "worker" in commands
+
+
+def start_worker(settings: Settings, paths: StackPaths) -> int:
+    pid = spawn(
+        [sys.executable, "-m", "acct2crm.cli", "worker"],
+        log_file=paths.log_file("worker"),
+        extra_env=settings_env(settings),
+        cwd=paths.home,
+    )
+    write_pid(paths.pid_file("worker"), pid)
+    return pid
+
+
+def worker_healthy(settings: Settings, paths: StackPaths) -> bool:
+    return _http_ok(settings.status_url)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,111 @@
+"""``acct2crm status``: endpoints, the state of every service, connector and progress.
+
+The JSON form is a contract (SPEC section 4): the endpoint keys, ``services``
+with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
+``counts``; acct2crm adds ``connector`` and ``last_failures``. ``crm_token`` is
+included in JSON on purpose (an operator needs it to call the CRM) and masked
+in the human form, which ends up in terminals and logs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from acct2crm.connect.client import ConnectClient
+from acct2crm.connect.config import load
+from acct2crm.connect.operations import state_of
+from acct2crm.errors import Acct2CrmError
+from acct2crm.settings import Settings
+from acct2crm.stack.lifecycle import services
+from acct2crm.stack.paths import StackPaths
+from acct2crm.stack.processes import read_pid
+
+
+def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
+    """``running`` (answers its health check), ``unhealthy`` (our process, not answering) or
+    ``stopped``; ``pid`` only for a process this stack started and that still runs."""
+    paths = StackPaths.of(settings)
+    states: dict[str, dict[str, Any]] = {}
+    for name, service in services(settings).items():
+        pid = None if service.external else read_pid(paths.pid_file(name))
+        if service.healthy(settings, paths):
+            state = "running"
+        elif pid is not None:
+            state = "unhealthy"
+        else:
+            state = "stopped"
+        states[name] = {"state": state, "pid": pid}
+    return states
+
+
+def connector_state(settings: Settings) -> dict[str, Any]:
+    try:
+        definitions = load(settings)
+        with ConnectClient(settings.connect_url) as client:
+            return state_of(client, definitions[0].name).as_dict()
+    except Acct2CrmError as exc:
+        return {"name": None, "state": "UNREACHABLE", "tasks": [], "error": str(exc)}
+
+
+def progress(settings: Settings) -> tuple[int, dict[str, int], list[dict[str, Any]]]:
+    """Lag, counts per action and last failures, from the sync's own progress module."""
+    try:
+        from acct2crm.progress import sync_progress  # noqa: PLC0415 - optional until written
+    except ImportError:  # the sync's progress module is not written yet
+        return 0, {}, []
+    found = sync_progress(settings)
+    counts = {str(action): int(n) for action, n in dict(found.counts).items()}
+    return int(found.lag), counts, [dict(item) for item in found.last_failures]
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    lag, counts, failures = progress(settings)
+    return {
+        "postgres_dsn": settings.postgres_dsn,
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "connect_url": settings.connect_url,
+        "crm_url": settings.crm_url,
+        "crm_token": settings.crm_token.get_secret_value(),
+        "status_url": settings.status_url,
+        "services": service_states(settings),
+        "connector": connector_state(settings),
+        "lag": lag,
+        "counts": counts,
+        "last_failures": failures,
+    }
+
+
+def as_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def mask(secret: str) -> str:
+    return secret[:2] + "..." + secret[-2:] if len(secret) > 8 else "****"
+
+
+def as_text(report: dict[str, Any]) -> str:
+    """The human form; the CRM token is masked."""
+    lines = [
+        f"postgres   {report['postgres_dsn']}",
+        f"kafka      {report['kafka_bootstrap']}",
+        f"connect    {report['connect_url']}",
+        f"crm        {report['crm_url']}  (token {mask(report['crm_token'])})",
+        f"status     {report['status_url']}",
+        "",
+    ]
+    for name, item in report["services"].items():
+        pid = f"pid {item['pid']}" if item["pid"] else ""
+        lines.append(f"  {name:<9} {item['state']:<10} {pid}".rstrip())
+    connector = report["connector"]
+    tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
+    lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
+    lines.append("")
+    lines.append(f"lag {report['lag']}")
+    counts = report["counts"]
+    lines.append(
+        "counts " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none yet")
+    )
+    for failure in report["last_failures"]:
+        lines.append(f"  failed: {failure}")
+    return "\n".join(lines)
