@@ -15,6 +15,302 @@ app = typer.Typer(
     add_completion=False,
 )
 
+# ---------------------------------------------------------------- the sync
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"acct2crm: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def worker(loglevel: str = typer.Option("info", help="Faust log level.")) -> None:
+    """Run the Faust worker against the configured Kafka and CRM (until stopped)."""
+    from acct2crm.app.worker import run_worker
+    from acct2crm.settings import get_settings
+
+    run_worker(get_settings(), loglevel=loglevel)
+
+
+@app.command()
+def history(
+    code: str = typer.Argument(..., help="Customer code, matched as the CRM does."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """What happened to one customer code, and why: every result, oldest first."""
+    import json
+
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.progress import code_history
+    from acct2crm.settings import get_settings
+    from acct2crm.views import history_table
+
+    try:
+        records = code_history(get_settings(), code)
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record, ensure_ascii=False, default=str))
+        return
+    history_table(code, records)
+
+
+scope_app = typer.Typer(help="Show or change which accounting rows are synced (SPEC section 3).")
+app.add_typer(scope_app, name="scope")
+
+
+@scope_app.command("show")
+def scope_show() -> None:
+    """Print the sync scope in force and the file it comes from."""
+    from acct2crm.errors import ConfigError
+    from acct2crm.scope_file import read_scope
+    from acct2crm.settings import get_settings
+
+    path = get_settings().effective_scope_file
+    try:
+        scope = read_scope(path)
+    except ConfigError as exc:
+        raise _fail(exc) from exc
+    origin = str(path) if path.exists() else f"{path} (absent: defaults)"
+    typer.echo(f"scope file: {origin}\nin force:   {scope.describe()}")
+
+
+@scope_app.command("set")
+def scope_set(
+    branches: str | None = typer.Option(
+        None, help='Comma-separated branch codes, or "all".'
+    ),
+    customers_only: bool | None = typer.Option(
+        None, "--customers-only/--customers-and-vendors", help="Sync only rows with is_customer."
+    ),
+) -> None:
+    """Change the scope file; the worker applies it to changes from then on."""
+    import dataclasses
+
+    from acct2crm.errors import ConfigError
+    from acct2crm.scope_file import read_scope, write_scope
+    from acct2crm.settings import get_settings
+
+    path = get_settings().effective_scope_file
+    try:
+        scope = read_scope(path)
+    except ConfigError as exc:
+        raise _fail(exc) from exc
+    if branches is not None:
+        chosen = None if branches.strip().lower() == "all" else frozenset(
+            b.strip() for b in branches.split(",") if b.strip()
+        )
+        scope = dataclasses.replace(scope, branches=chosen)
+    if customers_only is not None:
+        scope = dataclasses.replace(scope, customers_only=customers_only)
+    write_scope(path, scope)
+    typer.echo(f"scope written to {path}: {scope.describe()}")
+
+
+@app.command()
+def backfill(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what R1 would do; write nothing."),
+) -> None:
+    """Apply R1 to every in-scope accounting row that exists now (snapshot rows included)."""
+    from acct2crm import backfill as job
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+    from acct2crm.views import backfill_table
+
+    settings = get_settings()
+    try:
+        lsn, rows = job.snapshot_rows(settings)
+        planned = job.plan(settings, lsn, rows)
+        if dry_run:
+            backfill_table(list(job.dry_run(settings, planned.intents)), planned.outcomes)
+            return
+        sent = job.send(settings, planned.intents)
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"{sent} in-scope rows sent to the sink as inserts (R1); "
+        f"{len(planned.outcomes)} left alone. Follow with `acct2crm status`."
+    )
+
+
+@app.command()
+def replay(
+    from_offset: int | None = typer.Option(None, "--from-offset", help="Change-topic offset."),
+    from_timestamp: str | None = typer.Option(
+        None, "--from-timestamp", help="ISO 8601 time (UTC if no zone) or epoch ms."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would happen; move nothing."),
+) -> None:
+    """Re-read the change topic from an offset or a time; applied changes write nothing."""
+    from acct2crm import replay as job
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+    from acct2crm.views import replay_table
+
+    if (from_offset is None) == (from_timestamp is None):
+        raise _fail(ValueError("give exactly one of --from-offset or --from-timestamp"))
+    settings = get_settings()
+    try:
+        start = job.offset_for(settings, from_offset, from_timestamp)
+        if dry_run:
+            replay_table(start, list(job.dry_run(settings, start)))
+            return
+        restarted = _with_worker_stopped(settings, lambda: job.rewind(settings, start))
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"worker rewound to offset {start} of {settings.change_topic}"
+        + ("; worker restarted" if restarted else "; start the worker to replay")
+    )
+
+
+
+@app.command()
+def demo(
+    timeout: float = typer.Option(180.0, help="Seconds to wait for the results."),
+) -> None:
+    """Start the local stack if needed, run scripted accounting changes, show the outcome."""
+    from acct2crm import demo as job
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+    from acct2crm.stack import lifecycle
+    from acct2crm.views import console, crm_table, results_table
+
+    settings = get_settings()
+    try:
+        lifecycle.up(settings, echo=lambda line: console.print(f"[dim]{line}[/]"))
+        outcome = job.run(settings, echo=console.print, timeout_s=timeout)
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+    results_table(f"Results of demo run {outcome['tag']} (commit order)", outcome["results"])
+    crm_table(f"CRM customers of demo run {outcome['tag']}", outcome["crm"])
+    missing = outcome["expected"] - len(outcome["results"])
+    if missing:
+        console.print(
+            f"[bold red]{missing} change(s) have no result yet[/]: see `acct2crm status` "
+            f"and the worker log under {settings.home / 'logs'}"
+        )
+        raise typer.Exit(code=1)
+    console.print(
+        f"Every change has its result. Explore: `acct2crm history {outcome['tag']}-11`, "
+        "`acct2crm status`; stop everything with `acct2crm down`."
+    )
+
+
+def _with_worker_stopped(settings: object, action: object) -> bool:
+    """Stop the local stack's worker (if it runs), do ``action``, start it again."""
+    from acct2crm.settings import Settings
+    from acct2crm.stack import python_services
+    from acct2crm.stack.paths import StackPaths
+    from acct2crm.stack.processes import read_pid, stop
+
+    assert isinstance(settings, Settings) and callable(action)
+    paths = StackPaths.of(settings)
+    pid = read_pid(paths.pid_file("worker"))
+    if pid is not None:
+        stop(pid)
+    action()
+    if pid is None:
+        return False
+    python_services.start_worker(settings, paths)
+    return True
+
+
+# ---------------------------------------------------------- the local stack
+
+
+@app.command()
+def up(
+    crm_fault_injection: bool = typer.Option(
+        False, "--crm-fault-injection", help="Let tests break the reference CRM (/admin/faults)."
+    ),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Start everything but the worker."),
+) -> None:
+    """Start the local stack (PostgreSQL, Kafka, Connect + Debezium, CRM, worker); idempotent."""
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+    from acct2crm.stack import lifecycle
+
+    try:
+        lifecycle.up(
+            get_settings(), crm_fault_injection=crm_fault_injection, with_worker=not no_worker
+        )
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def down() -> None:
+    """Stop every process the local stack started, by pid, in reverse order; idempotent."""
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+    from acct2crm.stack import lifecycle
+
+    try:
+        lifecycle.down(get_settings())
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="The stable JSON form (SPEC section 4)."),
+) -> None:
+    """Endpoints, services with their pids, connector state, lag, counts, last failures."""
+    from acct2crm.settings import get_settings
+    from acct2crm.stack import report
+
+    found = report.collect(get_settings())
+    typer.echo(report.as_json(found) if as_json else report.as_text(found))
+
+
+connectors_app = typer.Typer(help="Kafka Connect configuration from connectors/.")
+app.add_typer(connectors_app, name="connectors")
+
+
+@connectors_app.command("apply")
+def connectors_apply() -> None:
+    """PUT each connector's config (only if it changed), then wait until it runs."""
+    from acct2crm.connect import operations
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+
+    try:
+        for result in operations.apply(get_settings()):
+            typer.echo(f"{result.name}: {result.change}, {result.state.state}")
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+
+
+@connectors_app.command("status")
+def connectors_status() -> None:
+    """The state of each connector and its tasks, as Kafka Connect reports it."""
+    from acct2crm.connect import operations
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+
+    try:
+        for state in operations.status(get_settings()):
+            tasks = ", ".join(f"task {t.get('id')} {t.get('state')}" for t in state.tasks)
+            typer.echo(f"{state.name}: {state.state} {tasks}".rstrip())
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+
+
+@connectors_app.command("restart")
+def connectors_restart() -> None:
+    """Restart each connector with its tasks, then wait until they run again."""
+    from acct2crm.connect import operations
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.settings import get_settings
+
+    try:
+        for state in operations.restart(get_settings()):
+            typer.echo(f"{state.name}: restarted, {state.state}")
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+
 
 def main() -> None:
     app()

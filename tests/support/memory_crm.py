@@ -38,7 +38,9 @@ class MemoryCrm:
                 return record
         return None
 
-    def add(self, code: str, name: str = "Sales record", external_ref: str | None = None) -> CrmRecord:
+    def add(
+        self, code: str, name: str = "Sales record", external_ref: str | None = None
+    ) -> CrmRecord:
         """Sales staff creating a customer directly in the CRM."""
         record = CrmRecord(
             id=self._next_id,
@@ -91,7 +93,7 @@ class MemoryCrm:
         self.writes += 1
         merged = dict(current.fields)
         merged.update({k: v for k, v in fields.items() if k in MAPPED_FIELDS})
-        ref = fields["external_ref"] if "external_ref" in fields else current.external_ref
+        ref = fields.get("external_ref", current.external_ref)
         record = CrmRecord(id=crm_id, fields=merged, external_ref=ref)
         self.records[crm_id] = record
         return record

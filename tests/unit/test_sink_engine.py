@@ -199,5 +199,7 @@ async def test_concurrent_lanes_match_serial_application(seed: int) -> None:
     for c in changes:
         await engine_for(serial).apply_batch([intent(c)])
     await engine_for(concurrent).apply_batch([intent(c) for c in changes])
-    flat = lambda crm: sorted((r.code, r.fields["phone"], r.external_ref) for r in crm.records.values())  # noqa: E731
+    def flat(crm: MemoryCrm) -> list[tuple[str, str | None, str | None]]:
+        return sorted((r.code, r.fields["phone"], r.external_ref) for r in crm.records.values())
+
     assert flat(serial) == flat(concurrent)

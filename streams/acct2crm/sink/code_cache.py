@@ -42,7 +42,9 @@ class CodeCache:
         if not value or value.get("absent"):
             return None
         return CrmRecord(
-            id=int(value["id"]), fields=dict(value["fields"]), external_ref=value.get("external_ref")
+            id=int(value["id"]),
+            fields=dict(value["fields"]),
+            external_ref=value.get("external_ref"),
         )
 
     def remember(self, record: CrmRecord) -> None:

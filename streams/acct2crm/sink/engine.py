@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
 from acct2crm.rules.change import Action
@@ -25,6 +27,7 @@ from acct2crm.sink.ports import CrmPort
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class SinkEngine:
         view = await self._fresh_view(keys) if fresh else {k: self._cache.get(k) for k in keys}
         for _ in range(MAX_ROUNDS):
             decision = decide(intent, view)
-            if not fresh and _needs_check(decision):
+            if not fresh and _needs_check(intent, decision):
                 view, fresh = await self._fresh_view(keys), True
                 continue
             if decision.call is None:
@@ -116,17 +119,15 @@ class SinkEngine:
     async def _execute(self, decision: Decision) -> CrmRecord:
         call = decision.call
         if isinstance(call, Create):
-            fields = call.fields
-            return await self._call(lambda: self._crm.create(fields))
+            return await self._call(partial(self._crm.create, call.fields))
         assert call is not None
-        crm_id, patch = call.crm_id, call.fields
-        return await self._call(lambda: self._crm.patch(crm_id, patch))
+        return await self._call(partial(self._crm.patch, call.crm_id, call.fields))
 
     async def _fresh_view(self, keys: Sequence[str]) -> dict[str, CrmRecord | None]:
         """Ask the CRM who holds each code now, and remember the answer."""
         view: dict[str, CrmRecord | None] = {}
         for key in keys:
-            found = await self._call(lambda key=key: self._crm.find_by_code(key))  # type: ignore[misc]
+            found = await self._call(partial(self._crm.find_by_code, key))
             holder = next((r for r in found if code_key(r.code) == key), None)
             if holder is None:
                 self._cache.remember_absent(key)
@@ -135,8 +136,8 @@ class SinkEngine:
             view[key] = holder
         return view
 
-    async def _call(self, make):  # type: ignore[no-untyped-def]
-        async def paced():  # type: ignore[no-untyped-def]
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def paced() -> T:
             async with self._slots:
                 await self._pace.wait()
                 return await make()
@@ -151,11 +152,18 @@ class SinkEngine:
         )
 
 
-def _needs_check(decision: Decision) -> bool:
-    """Writing over a record or skipping an insert must not rest on the cache alone."""
-    return decision.action is Action.SKIPPED_DUPLICATE_CODE or (
-        decision.call is not None and not isinstance(decision.call, Create)
-    )
+def _needs_check(intent: SyncIntent, decision: Decision) -> bool:
+    """Only an insert's create may rest on the cache (a 409 guards it).
+
+    Writing over a record, skipping an insert, or creating for an update
+    (R2c: the cache may not know that sales made the old code meanwhile)
+    is checked against the CRM first.
+    """
+    if decision.action is Action.SKIPPED_DUPLICATE_CODE:
+        return True
+    if isinstance(decision.call, Create):
+        return not intent.is_insert
+    return decision.call is not None
 
 
 def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:

@@ -24,8 +24,9 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), max(self.cap_s, 60.0))
-        ceiling = min(self.cap_s, self.base_s * (2**attempt))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 30))
+        jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+        return ceiling / 2 + jitter
 
 
 class RateLimiter:

@@ -1,0 +1,233 @@
+"""What the two agents do with each message, apart from Faust itself.
+
+``ChangeRouter`` decodes a Debezium change and classifies it: a final outcome
+becomes a result at once, an in-scope insert/update becomes a command.
+``CommandApplier`` applies a batch of commands through the sink engine and
+turns every outcome into a result (and a dead letter when it failed).
+Both catch everything: an exception must never escape a Faust agent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from acct2crm.debezium import decode_change
+from acct2crm.errors import Acct2CrmError, DecodeError
+from acct2crm.records.avro import command_type, dead_letter_type, result_type
+from acct2crm.records.convert import (
+    command_record,
+    dead_letter_record,
+    intent_from_command,
+    result_record,
+)
+from acct2crm.rules.change import Action, Position
+from acct2crm.rules.decide import Outcome, SyncIntent, classify
+from acct2crm.scope_file import ScopeWatcher
+from acct2crm.sink.engine import Applied, SinkEngine, position_key
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[bytes | None, bytes], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """The parts of a Kafka message the pipeline needs."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Outputs:
+    send_command: Send
+    send_result: Send
+    send_dead_letter: Send
+
+    async def result(self, record: dict[str, Any]) -> None:
+        key = (record.get("code") or str(record.get("accounting_id") or "")).encode()
+        await self.send_result(key or None, result_type().encode(record))
+
+    async def dead_letter(
+        self, message: Message, error: str, reason: str, change_offset: int | None = None
+    ) -> None:
+        record = dead_letter_record(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            error=error,
+            reason=reason,
+            change_offset=change_offset,
+        )
+        await self.send_dead_letter(message.key, dead_letter_type().encode(record))
+
+
+class ChangeRouter:
+    def __init__(
+        self,
+        tenant: str,
+        scope: ScopeWatcher,
+        positions: MutableMapping[str, int],
+        outputs: Outputs,
+        counts: MutableMapping[str, int],
+    ) -> None:
+        self._tenant = tenant
+        self._scope = scope
+        self._positions = positions
+        self._out = outputs
+        self._counts = counts
+
+    async def handle(self, message: Message) -> None:
+        try:
+            await self._handle(message)
+        except Exception as exc:  # the agent must go on; the change is kept as a dead letter
+            log.exception("unexpected error routing change at offset %s", message.offset)
+            await self._fail(message, exc, f"internal error: {exc}")
+
+    async def _handle(self, message: Message) -> None:
+        try:
+            change = decode_change(
+                message.key, message.value, tenant=self._tenant, offset=message.offset
+            )
+        except DecodeError as exc:
+            await self._fail(message, exc, f"undecodable change: {exc}")
+            return
+        if change is None:
+            return  # tombstone, heartbeat or schema event: not a change
+        applied = None
+        if change.accounting_id is not None:
+            lsn = self._positions.get(position_key(self._tenant, change.accounting_id))
+            applied = Position(lsn) if lsn is not None else None
+        decided = classify(change, self._scope.current(), applied)
+        if isinstance(decided, SyncIntent):
+            record = command_record(decided, message.offset)
+            await self._out.send_command(
+                str(decided.accounting_id).encode(), command_type().encode(record)
+            )
+            return
+        await self._report(change.accounting_id, change.op.value, decided, change.position)
+        if decided.action is Action.FAILED:
+            await self._out.dead_letter(message, "BadRowError", decided.reason, message.offset)
+
+    async def _report(
+        self, accounting_id: int | None, op: str, outcome: Outcome, position: Position
+    ) -> None:
+        self._counts[outcome.action.value] = self._counts.get(outcome.action.value, 0) + 1
+        await self._out.result(
+            result_record(
+                tenant=self._tenant,
+                accounting_id=accounting_id,
+                code=outcome.code,
+                op=op,
+                action=outcome.action,
+                reason=outcome.reason,
+                position=position,
+            )
+        )
+
+    async def _fail(self, message: Message, exc: BaseException, reason: str) -> None:
+        try:
+            self._counts[Action.FAILED.value] = self._counts.get(Action.FAILED.value, 0) + 1
+            await self._out.result(
+                result_record(
+                    tenant=self._tenant,
+                    accounting_id=None,
+                    code=None,
+                    op="?",
+                    action=Action.FAILED,
+                    reason=reason,
+                )
+            )
+            await self._out.dead_letter(message, type(exc).__name__, reason, message.offset)
+        except Exception:
+            log.exception("could not record the failure of offset %s", message.offset)
+
+
+class CommandApplier:
+    def __init__(
+        self,
+        tenant: str,
+        engine: SinkEngine,
+        outputs: Outputs,
+        counts: MutableMapping[str, int],
+        seed: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._tenant = tenant
+        self._engine = engine
+        self._out = outputs
+        self._counts = counts
+        self._seed = seed
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        intents: list[SyncIntent] = []
+        origin: list[tuple[Message, int | None]] = []
+        for message in messages:
+            try:
+                record = command_type().decode(message.value or b"")
+                intents.append(intent_from_command(record))
+                origin.append((message, record.get("change_offset")))
+            except (Acct2CrmError, KeyError, TypeError, ValueError) as exc:
+                await self._fail_message(message, exc, f"undecodable command: {exc}")
+        if not intents:
+            return
+        try:
+            await self._seed()
+            applied = await self._engine.apply_batch(intents)
+        except Exception as exc:  # never escape the agent: keep every command as a dead letter
+            log.exception("unexpected error applying a batch of %d commands", len(intents))
+            for message, change_offset in origin:
+                await self._fail_message(message, exc, f"internal error: {exc}", change_offset)
+            return
+        for outcome, (message, change_offset) in zip(applied, origin, strict=True):
+            await self._report(outcome)
+            if outcome.action is Action.FAILED:
+                await self._out.dead_letter(
+                    message, "CrmRejected", outcome.reason, change_offset
+                )
+
+    async def _report(self, outcome: Applied) -> None:
+        intent = outcome.intent
+        self._counts[outcome.action.value] = self._counts.get(outcome.action.value, 0) + 1
+        await self._out.result(
+            result_record(
+                tenant=intent.tenant,
+                accounting_id=intent.accounting_id,
+                code=intent.code,
+                op=intent.op.value,
+                action=outcome.action,
+                reason=outcome.reason,
+                crm_id=outcome.crm_id,
+                position=intent.position,
+            )
+        )
+
+    async def _fail_message(
+        self,
+        message: Message,
+        exc: BaseException,
+        reason: str,
+        change_offset: int | None = None,
+    ) -> None:
+        try:
+            self._counts[Action.FAILED.value] = self._counts.get(Action.FAILED.value, 0) + 1
+            await self._out.result(
+                result_record(
+                    tenant=self._tenant,
+                    accounting_id=None,
+                    code=None,
+                    op="?",
+                    action=Action.FAILED,
+                    reason=reason,
+                )
+            )
+            await self._out.dead_letter(message, type(exc).__name__, reason, change_offset)
+        except Exception:
+            log.exception("could not record the failure of command offset %s", message.offset)

@@ -1,0 +1,113 @@
+"""``acct2crm backfill``: apply R1 to every in-scope row that exists now.
+
+Rows that existed before the connector started are left alone by default
+(SPEC: created when next edited). On request, this reads them in one
+consistent snapshot and sends them to the sink as inserts carrying the WAL
+position of that snapshot, so a newer live change of the same row always
+wins and running backfill twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from acct2crm.crm.client import CrmClient
+from acct2crm.errors import StackError
+from acct2crm.kafka_io import flush, producer
+from acct2crm.records.avro import command_type
+from acct2crm.records.convert import command_record
+from acct2crm.rules.change import Action, Change, Op, Position
+from acct2crm.rules.codes import code_key
+from acct2crm.rules.decide import CrmRecord, Outcome, SyncIntent, classify, decide
+from acct2crm.scope_file import read_scope
+from acct2crm.settings import Settings
+
+COLUMNS = (
+    "id, code, name, tax_code, address, phone, email, contact_name, branch_code, "
+    "is_customer, is_vendor"
+)
+
+
+def parse_lsn(text: str) -> int:
+    """PostgreSQL's ``X/Y`` LSN as the integer Debezium reports."""
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def snapshot_rows(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
+    """Every accounting row and the WAL position they are consistent with."""
+    try:
+        with psycopg.connect(settings.postgres_conninfo(), row_factory=dict_row) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                lsn_row = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()
+                rows = conn.execute(
+                    f"SELECT {COLUMNS} FROM accounting.customer ORDER BY id"  # noqa: S608
+                ).fetchall()
+    except psycopg.Error as exc:
+        raise StackError(f"cannot read the accounting table: {exc}") from exc
+    assert lsn_row is not None
+    return parse_lsn(lsn_row["lsn"]), rows
+
+
+@dataclass
+class BackfillPlan:
+    intents: list[SyncIntent] = field(default_factory=list)
+    outcomes: list[tuple[dict[str, Any], Outcome]] = field(default_factory=list)
+
+
+def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPlan:
+    scope = read_scope(settings.effective_scope_file)
+    result = BackfillPlan()
+    for row in rows:
+        change = Change(
+            tenant=settings.tenant,
+            op=Op.SNAPSHOT,
+            accounting_id=row["id"],
+            before=None,
+            after=row,
+            position=Position(lsn=lsn),
+        )
+        decided = classify(change, scope, snapshot_as_insert=True)
+        if isinstance(decided, SyncIntent):
+            result.intents.append(decided)
+        else:
+            result.outcomes.append((row, decided))
+    return result
+
+
+def send(settings: Settings, intents: list[SyncIntent]) -> int:
+    p = producer(settings)
+    codec = command_type()
+    for intent in intents:
+        p.produce(
+            settings.commands_topic,
+            key=str(intent.accounting_id).encode(),
+            value=codec.encode(command_record(intent, None)),
+        )
+    flush(p)
+    return len(intents)
+
+
+async def _crm_view(settings: Settings) -> dict[str, CrmRecord]:
+    crm = CrmClient.connect(settings.crm_url, settings.crm_token.get_secret_value())
+    try:
+        return {code_key(r.code): r async for r in crm.iter_all()}
+    finally:
+        await crm.aclose()
+
+
+def dry_run(
+    settings: Settings, intents: list[SyncIntent]
+) -> Iterator[tuple[SyncIntent, Action, str]]:
+    """What R1 would do for each row against the CRM as it is now; writes nothing."""
+    view = asyncio.run(_crm_view(settings))
+    for intent in intents:
+        decision = decide(intent, {k: view.get(k) for k in intent.code_keys()})
+        yield intent, decision.action, decision.reason

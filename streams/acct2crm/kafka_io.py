@@ -1,0 +1,73 @@
+"""Small confluent-kafka helpers for the command line (not the worker's hot path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from acct2crm.errors import StackError
+from acct2crm.settings import Settings
+
+
+def producer(settings: Settings) -> Producer:
+    return Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
+    )
+
+
+def flush(p: Producer, timeout_s: float = 30.0) -> None:
+    if p.flush(timeout_s) > 0:
+        raise StackError(f"Kafka did not take every message within {timeout_s:.0f}s")
+
+
+def consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "log_level": 0,
+            **extra,
+        }
+    )
+
+
+def read_range(
+    settings: Settings, topic: str, start: int, end: int | None = None, timeout_s: float = 5.0
+) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """(offset, key, value) of partition 0 from ``start`` up to the current end."""
+    c = consumer(settings, "acct2crm-cli-reader")
+    try:
+        tp = TopicPartition(topic, 0)
+        low, high = c.get_watermark_offsets(tp, timeout=timeout_s)
+        stop = high if end is None else min(end, high)
+        start = max(start, low)
+        if start >= stop:
+            return
+        c.assign([TopicPartition(topic, 0, start)])
+        while True:
+            message = c.poll(timeout_s)
+            if message is None:
+                return
+            if message.error():
+                raise StackError(f"reading {topic}: {message.error()}")
+            offset = int(message.offset() or 0)
+            yield offset, message.key(), message.value()
+            if offset + 1 >= stop:
+                return
+    except KafkaException as exc:
+        raise StackError(f"reading {topic}: {exc}") from exc
+    finally:
+        c.close()
+
+
+def json_or_none(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None

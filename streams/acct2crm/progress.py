@@ -1,0 +1,116 @@
+"""How far the sync has got: counts per action, lag, last failures, history of a code.
+
+Read from Kafka itself (the results topic and the worker's committed offsets),
+so the figures are right even when the worker is stopped or was restarted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from acct2crm.errors import DecodeError
+from acct2crm.records.avro import result_type
+from acct2crm.records.convert import result_as_json
+from acct2crm.rules.codes import code_key
+from acct2crm.settings import Settings
+
+WORKER_GROUP = "acct2crm"
+LAST_FAILURES = 10
+
+
+@dataclass
+class SyncProgress:
+    lag: int = 0  # changes captured but not yet applied or failed; -1 when Kafka is unreachable
+    counts: dict[str, int] = field(default_factory=dict)
+    last_failures: list[dict[str, Any]] = field(default_factory=list)
+    results_seen: int = 0
+
+
+def _consumer(settings: Settings, group: str | None = None) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group or f"acct2crm-status-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "socket.timeout.ms": 5000,
+            "session.timeout.ms": 6000,
+            "log_level": 0,
+        }
+    )
+
+
+def iter_results(settings: Settings, timeout_s: float = 5.0) -> Iterator[dict[str, Any]]:
+    """Every result record from the start of the results topic up to now."""
+    consumer = _consumer(settings)
+    try:
+        tp = TopicPartition(settings.results_topic, 0)
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+        if high <= low:
+            return
+        consumer.assign([TopicPartition(settings.results_topic, 0, OFFSET_BEGINNING)])
+        position = low
+        while position < high:
+            message = consumer.poll(timeout_s)
+            if message is None:
+                break
+            if message.error():
+                continue
+            position = int(message.offset() or 0) + 1
+            try:
+                yield result_as_json(result_type().decode(message.value() or b""))
+            except DecodeError:
+                continue
+    finally:
+        consumer.close()
+
+
+def lag(settings: Settings, timeout_s: float = 5.0) -> int:
+    """Messages on the change and command topics the worker has not committed past."""
+    consumer = _consumer(settings, WORKER_GROUP)
+    try:
+        total = 0
+        partitions = [
+            TopicPartition(settings.change_topic, 0),
+            TopicPartition(settings.commands_topic, 0),
+        ]
+        committed = consumer.committed(partitions, timeout=timeout_s)
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
+            )
+            done = tp.offset if tp.offset >= 0 else low
+            total += max(0, high - done)
+        return total
+    finally:
+        consumer.close()
+
+
+def sync_progress(settings: Settings) -> SyncProgress:
+    progress = SyncProgress()
+    try:
+        progress.lag = lag(settings)
+        counts: Counter[str] = Counter()
+        failures: list[dict[str, Any]] = []
+        for record in iter_results(settings):
+            counts[record["action"]] += 1
+            progress.results_seen += 1
+            if record["action"] == "failed":
+                failures.append(record)
+                del failures[:-LAST_FAILURES]
+        progress.counts = dict(counts)
+        progress.last_failures = failures
+    except KafkaException:
+        progress.lag = -1
+    return progress
+
+
+def code_history(settings: Settings, code: str) -> list[dict[str, Any]]:
+    """Every result about one customer code, oldest first: what happened and why."""
+    key = code_key(code)
+    return [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]

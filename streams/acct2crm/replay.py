@@ -1,0 +1,123 @@
+"""``acct2crm replay``: re-read the change topic from an offset or a time.
+
+Replaying is safe by design: the worker remembers, per row, the position of
+the last change it applied, so re-read changes that were already applied
+write nothing. A dry run shows what re-reading would do without moving the
+worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from acct2crm.debezium import decode_change
+from acct2crm.errors import DecodeError, StackError
+from acct2crm.kafka_io import consumer, json_or_none, read_range
+from acct2crm.rules.change import Position
+from acct2crm.rules.decide import Outcome, classify
+from acct2crm.scope_file import read_scope
+from acct2crm.settings import Settings
+
+WORKER_GROUP = "acct2crm"
+POSITIONS_CHANGELOG = f"{WORKER_GROUP}-row_to_position-changelog"
+
+
+def parse_timestamp(text: str) -> int:
+    """Epoch milliseconds from an ISO 8601 time (UTC if no zone) or a number of ms."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise StackError(f"not a time: {text!r} (use ISO 8601, e.g. 2026-11-29T08:00)") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def offset_for(settings: Settings, from_offset: int | None, from_timestamp: str | None) -> int:
+    c = consumer(settings, "acct2crm-cli-replay")
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(settings.change_topic, 0), timeout=10)
+        if from_timestamp is not None:
+            ms = parse_timestamp(from_timestamp)
+            [found] = c.offsets_for_times([TopicPartition(settings.change_topic, 0, ms)], 10)
+            return high if found.offset < 0 else found.offset
+        assert from_offset is not None
+        if not low <= from_offset <= high:
+            raise StackError(f"offset {from_offset} is outside the topic's range {low}..{high}")
+        return from_offset
+    except KafkaException as exc:
+        raise StackError(f"cannot read offsets of {settings.change_topic}: {exc}") from exc
+    finally:
+        c.close()
+
+
+def applied_positions(settings: Settings) -> dict[str, int]:
+    """The worker's per-row positions, read back from its table's changelog."""
+    positions: dict[str, int] = {}
+    for _, key, value in read_range(settings, POSITIONS_CHANGELOG, 0):
+        k, v = json_or_none(key), json_or_none(value)
+        if isinstance(k, str):
+            if isinstance(v, int):
+                positions[k] = v
+            else:
+                positions.pop(k, None)
+    return positions
+
+
+@dataclass(frozen=True)
+class Preview:
+    offset: int
+    op: str
+    code: str | None
+    would: str
+
+
+def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
+    scope = read_scope(settings.effective_scope_file)
+    positions = applied_positions(settings)
+    for offset, key, value in read_range(settings, settings.change_topic, start):
+        try:
+            change = decode_change(key, value, tenant=settings.tenant, offset=offset)
+        except DecodeError as exc:
+            yield Preview(offset, "?", None, f"failed: {exc}")
+            continue
+        if change is None:
+            continue
+        lsn = positions.get(f"{settings.tenant}\x1f{change.accounting_id}")
+        decided = classify(change, scope, Position(lsn) if lsn is not None else None)
+        if isinstance(decided, Outcome):
+            yield Preview(
+                offset, change.op.value, decided.code, f"{decided.action}: {decided.reason}"
+            )
+        else:
+            yield Preview(offset, change.op.value, decided.code, "sent to the CRM sink (R1/R2)")
+
+
+def worker_group_active(settings: Settings) -> bool:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    try:
+        [future] = admin.describe_consumer_groups([WORKER_GROUP]).values()
+        description = future.result(timeout=10)
+    except KafkaException:
+        return False
+    return bool(description.members)
+
+
+def rewind(settings: Settings, start: int) -> None:
+    """Move the worker's committed position on the change topic to ``start``."""
+    if worker_group_active(settings):
+        raise StackError("the worker is running: stop it before rewinding (acct2crm down)")
+    c = consumer(settings, WORKER_GROUP)
+    try:
+        c.commit(offsets=[TopicPartition(settings.change_topic, 0, start)], asynchronous=False)
+    except KafkaException as exc:
+        raise StackError(f"cannot move the worker to offset {start}: {exc}") from exc
+    finally:
+        c.close()

@@ -1,0 +1,90 @@
+"""The operator's sync-scope file: read it, watch it, write it.
+
+The worker checks the file's modification time before each decision, so an
+edit applies to the changes that follow it; a broken edit keeps the last good
+scope in force and is reported, never silently replaced by "sync everything".
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from acct2crm.errors import ConfigError
+from acct2crm.rules.scope import DEFAULT_SCOPE, SyncScope, parse_scope, scope_to_data
+
+log = logging.getLogger(__name__)
+
+
+def read_scope(path: Path) -> SyncScope:
+    if not path.exists():
+        return DEFAULT_SCOPE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"scope file {path}: {exc}") from exc
+    return parse_scope(data)
+
+
+def write_scope(path: Path, scope: SyncScope) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_to_toml(scope_to_data(scope)), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    lines = ["# acct2crm sync scope: which accounting rows are synced to the CRM"]
+    branches = data["branches"]
+    lines.append(
+        'branches = "all"'
+        if branches == "all"
+        else "branches = [" + ", ".join(_toml_value(b) for b in branches) + "]"
+    )
+    lines.append(f"customers_only = {'true' if data['customers_only'] else 'false'}")
+    for item in data.get("where", []):
+        lines.append("")
+        lines.append("[[where]]")
+        for key, value in item.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+class ScopeWatcher:
+    """The scope in force, re-read when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._scope = DEFAULT_SCOPE
+        self.error: str | None = None
+        self.current()
+
+    def current(self) -> SyncScope:
+        try:
+            mtime = self.path.stat().st_mtime if self.path.exists() else None
+        except OSError:
+            mtime = None
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self._scope = read_scope(self.path)
+                self.error = None
+                log.info("sync scope in force: %s", self._scope.describe())
+            except ConfigError as exc:
+                self.error = str(exc)
+                log.error("%s; keeping the previous scope (%s)", exc, self._scope.describe())
+        return self._scope

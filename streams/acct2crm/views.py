@@ -1,0 +1,113 @@
+"""Tables people read on the terminal (rich): results, history, previews."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from acct2crm.rules.change import Action
+from acct2crm.rules.decide import Outcome, SyncIntent
+
+console = Console()
+
+ACTION_STYLE = {
+    "created": "green",
+    "updated": "cyan",
+    "unchanged": "dim",
+    "skipped_duplicate_code": "yellow",
+    "ignored_delete": "magenta",
+    "ignored_out_of_scope": "dim",
+    "ignored_snapshot": "dim",
+    "failed": "bold red",
+}
+
+OP_WORDS = {"c": "insert", "u": "update", "d": "delete", "r": "snapshot", "t": "truncate",
+            "b": "backfill", "?": "?"}
+
+
+def _action(action: str) -> str:
+    style = ACTION_STYLE.get(action, "")
+    return f"[{style}]{action}[/]" if style else action
+
+
+def results_table(
+    title: str, records: Sequence[dict[str, Any]], *, change_label: bool = True
+) -> None:
+    table = Table(title=title, show_lines=False)
+    table.add_column("code")
+    table.add_column("change" if change_label else "op")
+    table.add_column("action")
+    table.add_column("reason", overflow="fold")
+    table.add_column("crm id", justify="right")
+    for r in records:
+        table.add_row(
+            r.get("code") or "—",
+            r.get("label") or OP_WORDS.get(r.get("op") or "?", r.get("op") or "?"),
+            _action(r["action"]),
+            r.get("reason") or "",
+            str(r["crm_id"]) if r.get("crm_id") is not None else "—",
+        )
+    console.print(table)
+
+
+def history_table(code: str, records: Sequence[dict[str, Any]]) -> None:
+    if not records:
+        console.print(f"No result mentions code {code!r} yet.")
+        return
+    table = Table(title=f"History of {code}")
+    for name in ("applied at", "accounting id", "op", "action", "reason", "crm id"):
+        table.add_column(name, overflow="fold")
+    for r in records:
+        table.add_row(
+            str(r.get("applied_at", "")),
+            str(r.get("accounting_id") or "—"),
+            OP_WORDS.get(r.get("op") or "?", r.get("op") or "?"),
+            _action(r["action"]),
+            r.get("reason") or "",
+            str(r["crm_id"]) if r.get("crm_id") is not None else "—",
+        )
+    console.print(table)
+
+
+def crm_table(title: str, items: Sequence[dict[str, Any]]) -> None:
+    table = Table(title=title)
+    for name in ("id", "code", "name", "phone", "branch", "external_ref", "updated_at"):
+        table.add_column(name, overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item.get("id")),
+            item.get("code") or "",
+            item.get("name") or "",
+            item.get("phone") or "",
+            item.get("branch_code") or "",
+            item.get("external_ref") or "—",
+            str(item.get("updated_at") or ""),
+        )
+    console.print(table)
+
+
+def backfill_table(
+    planned: Sequence[tuple[SyncIntent, Action, str]],
+    left: Sequence[tuple[dict[str, Any], Outcome]],
+) -> None:
+    table = Table(title="Backfill (dry run): nothing was written")
+    for name in ("accounting id", "code", "would be", "reason"):
+        table.add_column(name, overflow="fold")
+    for intent, action, reason in planned:
+        table.add_row(str(intent.accounting_id), intent.code, _action(action.value), reason)
+    for row, outcome in left:
+        table.add_row(str(row.get("id")), str(row.get("code")), _action(outcome.action.value),
+                      outcome.reason)
+    console.print(table)
+
+
+def replay_table(start: int, previews: Sequence[Any]) -> None:
+    table = Table(title=f"Replay from offset {start} (dry run): nothing was moved")
+    for name in ("offset", "op", "code", "would"):
+        table.add_column(name, overflow="fold")
+    for p in previews:
+        table.add_row(str(p.offset), OP_WORDS.get(p.op, p.op), p.code or "—", p.would)
+    console.print(table)

@@ -1,0 +1,170 @@
+"""Driving the real pipeline from tests: accounting writes in, results and CRM state out."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+
+from acct2crm.records.avro import dead_letter_type, result_type
+from acct2crm.records.convert import result_as_json
+from acct2crm.settings import Settings
+
+_counter = itertools.count(1)
+
+
+def unique_tag(prefix: str = "T") -> str:
+    """A code prefix no other test (or earlier run on the same stack) uses."""
+    return f"{prefix}{uuid.uuid4().hex[:6].upper()}{next(_counter)}"
+
+
+def end_offset(settings: Settings, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "tests-offsets"})
+    try:
+        return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        c.close()
+
+
+@dataclass
+class Pipeline:
+    """One test's view of the running pipeline, from the moment it was made."""
+
+    settings: Settings
+    results_start: int = 0
+    dlq_start: int = 0
+    _seen: list[dict[str, Any]] = field(default_factory=list)
+    _dead: list[dict[str, Any]] = field(default_factory=list)
+    _consumer: Consumer | None = None
+    _dlq_consumer: Consumer | None = None
+
+    @classmethod
+    def start(cls, settings: Settings) -> Pipeline:
+        return cls(
+            settings,
+            results_start=end_offset(settings, settings.results_topic),
+            dlq_start=end_offset(settings, settings.dlq_topic),
+        )
+
+    # accounting side ---------------------------------------------------------
+    def sql(self, statement: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction (one commit, one change)."""
+        with psycopg.connect(self.settings.postgres_conninfo(), autocommit=True) as conn:
+            cur = conn.execute(statement, tuple(params))
+            return list(cur.fetchall()) if cur.description else []
+
+    def insert(self, code: str, **columns: Any) -> int:
+        values = {"code": code, "name": columns.pop("name", f"Customer {code}"), **columns}
+        names = ", ".join(values)
+        marks = ", ".join(["%s"] * len(values))
+        [(row_id,)] = self.sql(
+            f"INSERT INTO accounting.customer ({names}) VALUES ({marks}) RETURNING id",
+            values.values(),
+        )
+        return int(row_id)
+
+    def update(self, row_id: int, **columns: Any) -> None:
+        sets = ", ".join(f"{name} = %s" for name in columns)
+        self.sql(
+            f"UPDATE accounting.customer SET {sets}, updated_at = now() WHERE id = %s",
+            [*columns.values(), row_id],
+        )
+
+    def delete(self, row_id: int) -> None:
+        self.sql("DELETE FROM accounting.customer WHERE id = %s", [row_id])
+
+    # results -----------------------------------------------------------------
+    def _poll(self) -> None:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "tests-results",
+                 "enable.auto.commit": False}
+            )
+            self._consumer.assign(
+                [TopicPartition(self.settings.results_topic, 0, self.results_start)]
+            )
+        for message in self._consumer.consume(500, timeout=0.5):
+            if not message.error():
+                self._seen.append(result_as_json(result_type().decode(message.value())))
+
+    def results(
+        self, ids: Iterable[int], count: int, timeout_s: float = 90.0
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` results about rows ``ids`` exist; in commit order."""
+        wanted = set(ids)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._poll()
+            mine = [r for r in self._seen if r.get("accounting_id") in wanted]
+            if len(mine) >= count or time.monotonic() > deadline:
+                break
+        mine.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0))
+        assert len(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
+        return mine
+
+    def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+        if self._dlq_consumer is None:
+            self._dlq_consumer = Consumer(
+                {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "tests-dlq",
+                 "enable.auto.commit": False}
+            )
+            self._dlq_consumer.assign([TopicPartition(self.settings.dlq_topic, 0, self.dlq_start)])
+        deadline = time.monotonic() + timeout_s
+        while len(self._dead) < count and time.monotonic() < deadline:
+            for message in self._dlq_consumer.consume(100, timeout=0.5):
+                if not message.error():
+                    self._dead.append(dead_letter_type().decode(message.value()))
+        return list(self._dead)
+
+    def close(self) -> None:
+        for c in (self._consumer, self._dlq_consumer):
+            if c is not None:
+                c.close()
+
+    # CRM side ----------------------------------------------------------------
+    def crm(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.settings.crm_url,
+            headers={"Authorization": f"Bearer {self.settings.crm_token.get_secret_value()}"},
+            timeout=10.0,
+        )
+
+    def crm_by_code(self, code: str) -> list[dict[str, Any]]:
+        with self.crm() as crm:
+            reply = crm.get("/api/customers", params={"code": code})
+            reply.raise_for_status()
+            return list(reply.json()["items"])
+
+    def crm_all(self, prefix: str = "") -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page: int | None = 1
+        with self.crm() as crm:
+            while page is not None:
+                body = crm.get("/api/customers", params={"page": page, "page_size": 500}).json()
+                items += body["items"]
+                page = body.get("next_page")
+        return [i for i in items if i["code"].upper().startswith(prefix.upper())]
+
+    def crm_create(self, code: str, **fields: Any) -> dict[str, Any]:
+        with self.crm() as crm:
+            reply = crm.post("/api/customers", json={"code": code, "name": "Sales", **fields})
+            assert reply.status_code == 201, reply.text
+            return dict(reply.json())
+
+    def faults(self, **faults: Any) -> None:
+        with self.crm() as crm:
+            reply = crm.post("/admin/faults", json=faults)
+            assert reply.status_code == 200, reply.text
+
+    def crm_writes(self) -> int:
+        with self.crm() as crm:
+            reply = crm.get("/admin/stats")
+            reply.raise_for_status()
+            return int(reply.json()["writes"])
