@@ -1,0 +1,343 @@
+"""Shared fixtures: one real stack for the whole test session, behind one API.
+
+The session gets its own state folder (``<repo>/.acct2crm-test``) and its own
+ports (the defaults + 100), set in the environment here, before any Settings
+are read, so a developer's own ``acct2crm up`` stack is never touched. The
+reference CRM runs with fault injection on. When a Docker engine answers, the
+stack comes from docker-compose.yml through testcontainers; otherwise the
+native stack is started (``acct2crm.stack.lifecycle.up``). Nothing here skips
+a test because a service is missing: a stack that cannot start fails loudly.
+The stack is brought down at the end unless ``ACCT2CRM_KEEP_STACK=1``.
+
+Fixtures for other tests:
+
+- ``stack`` (session) -> ``StackHandle``: ``.settings``, ``.kind``, ``.pids``,
+  ``.up()`` (idempotent restart of whatever died), ``.status()`` (status JSON).
+- ``stack_settings`` (session) -> ``Settings`` of the running stack.
+- ``accounting_db`` -> ``AccountingDb``: ``connect()``, ``execute(sql, params)``,
+  ``unique_code(prefix)``, ``insert_customer(**columns)``,
+  ``update_customer(id, **columns)``, ``delete_customer(id)``; rows it inserted
+  are deleted after the test.
+- ``change_reader`` -> ``ChangeTopicReader`` positioned at the end of the change
+  topic when the test starts: ``read_until(predicate, timeout_s)`` and
+  ``wait_for(predicate, timeout_s)`` over ``ChangeEvent`` (``op``, ``before``,
+  ``after``, ``source``, ``key``, ``offset``). ``change_reader_factory(from_beginning)``
+  makes more.
+- ``crm_http`` (session) -> ``httpx.Client`` with the CRM's base URL and token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from psycopg.rows import dict_row
+from testcontainers.compose import DockerCompose
+
+from acct2crm.connect import operations
+from acct2crm.settings import Settings, get_settings, reset_settings
+from acct2crm.stack import lifecycle, report
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_HOME = REPO / ".acct2crm-test"
+PORT_OFFSET = 100
+_PORT_FIELDS = (
+    "pg_port",
+    "kafka_port",
+    "kafka_controller_port",
+    "connect_port",
+    "crm_port",
+    "worker_port",
+)
+
+
+def _isolate_environment() -> None:
+    """Point every Settings read in this session at the test stack."""
+    os.environ["ACCT2CRM_HOME"] = str(TEST_HOME)
+    for name in _PORT_FIELDS:
+        default = Settings.model_fields[name].default
+        os.environ[f"ACCT2CRM_{name.upper()}"] = str(int(default) + PORT_OFFSET)
+    reset_settings()
+
+
+_isolate_environment()
+
+
+# ------------------------------------------------------------------ the stack
+@dataclass
+class StackHandle:
+    """A running stack, whichever way it was started."""
+
+    settings: Settings
+    kind: str  # "native" or "docker"
+    crm_fault_injection: bool = True
+    pids: dict[str, int | None] = field(default_factory=dict)
+    _compose: Any = None
+
+    def up(self) -> dict[str, int | None]:
+        """Start again whatever is not running (idempotent); the pids."""
+        if self.kind == "docker":
+            self._compose.start()
+            _wait_docker_healthy(self.settings)
+            return {}
+        self.pids = lifecycle.up(
+            self.settings, crm_fault_injection=self.crm_fault_injection, echo=_echo
+        )
+        return self.pids
+
+    def down(self) -> None:
+        if self.kind == "docker":
+            self._compose.stop()
+            return
+        lifecycle.down(self.settings, echo=_echo)
+
+    def status(self) -> dict[str, Any]:
+        return report.collect(self.settings)
+
+
+def _echo(line: str) -> None:
+    print(f"[stack] {line}")
+
+
+def _docker_answers() -> bool:
+    try:
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _wait_docker_healthy(settings: Settings, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    wanted = ("postgres", "kafka", "connect", "crm")
+    while True:
+        states = report.service_states(settings)
+        if all(states[name]["state"] == "running" for name in wanted):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"docker-compose stack not healthy: {states}")
+        time.sleep(2)
+
+
+def _start_docker(settings: Settings) -> StackHandle:
+    compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml", wait=True)
+    compose.start()
+    _wait_docker_healthy(settings)
+    operations.apply(settings)
+    return StackHandle(settings=settings, kind="docker", _compose=compose)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    settings = get_settings()
+    if _docker_answers() and (REPO / "docker-compose.yml").exists():
+        handle = _start_docker(settings)
+    else:
+        handle = StackHandle(settings=settings, kind="native")
+        handle.up()
+    yield handle
+    if os.environ.get("ACCT2CRM_KEEP_STACK") != "1":
+        handle.down()
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: StackHandle) -> Settings:
+    return stack.settings
+
+
+# ------------------------------------------------------- the accounting table
+class AccountingDb:
+    """SQL against the accounting database as the application role."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inserted: list[int] = []
+
+    def connect(self) -> psycopg.Connection[dict[str, Any]]:
+        """A new autocommit connection (rows as dicts); close it yourself."""
+        return psycopg.connect(
+            self.settings.postgres_conninfo(), autocommit=True, row_factory=dict_row
+        )
+
+    def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run one statement in its own transaction; the rows it returned, if any."""
+        with self.connect() as conn:
+            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    @staticmethod
+    def unique_code(prefix: str = "T") -> str:
+        return f"{prefix}{uuid.uuid4().hex[:10].upper()}"
+
+    def insert_customer(self, **columns: Any) -> dict[str, Any]:
+        """Insert a row (a unique code and a name unless given); the row as stored."""
+        columns.setdefault("code", self.unique_code())
+        columns.setdefault("name", f"Customer {columns['code']}")
+        names = ", ".join(columns)
+        marks = ", ".join(["%s"] * len(columns))
+        row = self.execute(
+            f"INSERT INTO accounting.customer ({names}) VALUES ({marks}) RETURNING *",
+            list(columns.values()),
+        )[0]
+        self.inserted.append(int(row["id"]))
+        return row
+
+    def update_customer(self, row_id: int, **columns: Any) -> dict[str, Any]:
+        assignments = ", ".join(f"{name} = %s" for name in columns)
+        return self.execute(
+            f"UPDATE accounting.customer SET {assignments} WHERE id = %s RETURNING *",
+            [*columns.values(), row_id],
+        )[0]
+
+    def delete_customer(self, row_id: int) -> None:
+        self.execute("DELETE FROM accounting.customer WHERE id = %s", [row_id])
+
+    def cleanup(self) -> None:
+        if self.inserted:
+            self.execute("DELETE FROM accounting.customer WHERE id = ANY(%s)", [self.inserted])
+            self.inserted.clear()
+
+
+@pytest.fixture
+def accounting_db(stack_settings: Settings) -> Iterator[AccountingDb]:
+    db = AccountingDb(stack_settings)
+    yield db
+    db.cleanup()
+
+
+# ------------------------------------------------------------ the change topic
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One Debezium message of the change topic (JSON, no schemas)."""
+
+    key: dict[str, Any] | None
+    value: dict[str, Any] | None
+    partition: int
+    offset: int
+
+    @property
+    def op(self) -> str | None:
+        return None if self.value is None else self.value.get("op")
+
+    @property
+    def before(self) -> dict[str, Any] | None:
+        return None if self.value is None else self.value.get("before")
+
+    @property
+    def after(self) -> dict[str, Any] | None:
+        return None if self.value is None else self.value.get("after")
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return {} if self.value is None else dict(self.value.get("source") or {})
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """``after``, or ``before`` for a delete."""
+        return self.after or self.before or {}
+
+
+class ChangeTopicReader:
+    """A consumer of the change topic with a fresh group that never commits."""
+
+    def __init__(self, settings: Settings, from_beginning: bool = False) -> None:
+        self.settings = settings
+        self.topic = settings.change_topic
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "group.id": f"acct2crm-test-{secrets.token_hex(4)}",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+        metadata = self.consumer.list_topics(self.topic, timeout=30)
+        partitions = sorted(metadata.topics[self.topic].partitions)
+        assignment = []
+        for partition in partitions:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=30
+            )
+            start = low if from_beginning else high
+            assignment.append(TopicPartition(self.topic, partition, start))
+        # explicit offsets: nothing written after this point can be missed
+        self.consumer.assign(assignment)
+
+    def read_until(
+        self, predicate: Callable[[ChangeEvent], bool], timeout_s: float = 60.0
+    ) -> list[ChangeEvent]:
+        """Every event read, up to and including the first one ``predicate`` accepts."""
+        seen: list[ChangeEvent] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self.consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                raise RuntimeError(f"change topic read failed: {message.error()}")
+            raw_key, raw_value = message.key(), message.value()
+            event = ChangeEvent(
+                key=json.loads(raw_key) if raw_key else None,
+                value=json.loads(raw_value) if raw_value else None,
+                partition=message.partition() or 0,
+                offset=message.offset() or 0,
+            )
+            seen.append(event)
+            if predicate(event):
+                return seen
+        ops = [(e.op, e.row.get("code")) for e in seen[-10:]]
+        raise AssertionError(
+            f"no matching event on {self.topic} within {timeout_s:.0f}s; "
+            f"{len(seen)} read, last: {ops}"
+        )
+
+    def wait_for(
+        self, predicate: Callable[[ChangeEvent], bool], timeout_s: float = 60.0
+    ) -> ChangeEvent:
+        return self.read_until(predicate, timeout_s)[-1]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def change_reader_factory(
+    stack_settings: Settings,
+) -> Iterator[Callable[..., ChangeTopicReader]]:
+    readers: list[ChangeTopicReader] = []
+
+    def make(from_beginning: bool = False) -> ChangeTopicReader:
+        reader = ChangeTopicReader(stack_settings, from_beginning=from_beginning)
+        readers.append(reader)
+        return reader
+
+    yield make
+    for reader in readers:
+        reader.close()
+
+
+@pytest.fixture
+def change_reader(change_reader_factory: Callable[..., ChangeTopicReader]) -> ChangeTopicReader:
+    return change_reader_factory()
+
+
+# ------------------------------------------------------------------- the CRM
+@pytest.fixture(scope="session")
+def crm_http(stack_settings: Settings) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {stack_settings.crm_token.get_secret_value()}"}
+    with httpx.Client(base_url=stack_settings.crm_url, headers=headers, timeout=10.0) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200, f"reference CRM not healthy: {health.status_code}"
+        yield client

@@ -1,0 +1,166 @@
+"""The local stack as an operator uses it: up, status, down, connectors, crash recovery.
+
+Tests that stop things either use a stack of their own (own state folder and
+ports) or bring the session stack back before they end, so other tests keep
+a working stack whatever the order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from acct2crm.connect.config import load
+from acct2crm.settings import Settings
+from acct2crm.stack.paths import StackPaths
+from acct2crm.stack.processes import is_alive, port_open, read_pid
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
+STATUS_KEYS = {
+    "postgres_dsn", "kafka_bootstrap", "connect_url", "crm_url", "crm_token", "status_url",
+    "services", "lag", "counts", "connector", "last_failures",
+}
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """Run ``acct2crm ARGS`` as an operator would; its output (fails on a non-zero exit)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "acct2crm.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+    )
+    assert done.returncode == 0, f"acct2crm {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_up_twice_changes_nothing(stack):
+    if stack.kind != "native":
+        pytest.skip("pids exist only for the native stack")  # docker path: compose owns them
+    before = stack.up()
+    after = stack.up()
+    assert after == before
+    for name in ("postgres", "kafka", "connect"):
+        assert before[name] is not None and is_alive(before[name])
+
+
+def test_status_json_has_the_contract_keys(stack):
+    report = json.loads(cli("status", "--json"))
+
+    assert set(report) == STATUS_KEYS
+    assert set(report["services"]) == set(SERVICES)
+    for item in report["services"].values():
+        assert set(item) == {"state", "pid"}
+    for name in ("postgres", "kafka", "connect"):
+        assert report["services"][name]["state"] == "running"
+    assert isinstance(report["lag"], int)
+    assert isinstance(report["counts"], dict)
+    assert report["connector"]["state"] == "RUNNING"
+    assert report["kafka_bootstrap"] == stack.settings.kafka_bootstrap
+    assert report["postgres_dsn"] == stack.settings.postgres_dsn
+    assert stack.settings.pg_password.get_secret_value() not in json.dumps(report)
+
+
+def test_status_text_masks_the_crm_token(stack):
+    text = cli("status")
+    assert stack.settings.crm_token.get_secret_value() not in text
+
+
+def test_connectors_apply_twice_is_idempotent(stack):
+    first = cli("connectors", "apply")
+    second = cli("connectors", "apply")
+
+    assert "RUNNING" in first
+    assert "unchanged, RUNNING" in second
+    assert "RUNNING" in cli("connectors", "status")
+
+
+def test_connector_config_holds_no_plain_password(stack_settings):
+    name = load(stack_settings)[0].name
+    config = httpx.get(f"{stack_settings.connect_url}/connectors/{name}/config").json()
+    assert config["database.password"].startswith("${file:")
+    secrets_file = StackPaths.of(stack_settings).connect_secrets
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_capture_resumes_after_connect_is_killed(stack, accounting_db, change_reader):
+    if stack.kind != "native":
+        pytest.skip("kills a process of the native stack")
+    paths = StackPaths.of(stack.settings)
+    connect_pid = read_pid(paths.pid_file("connect"))
+    assert connect_pid is not None
+
+    os.kill(connect_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(connect_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not is_alive(connect_pid)
+    while_down = [accounting_db.insert_customer() for _ in range(3)]
+
+    pids = stack.up()
+
+    assert pids["connect"] not in (None, connect_pid)
+    codes = {row["code"] for row in while_down}
+    seen: set[str] = set()
+
+    def all_arrived(event) -> bool:
+        if event.op == "c" and event.row.get("code") in codes:
+            seen.add(event.row["code"])
+        return seen == codes
+
+    change_reader.read_until(all_arrived, timeout_s=120)
+
+
+PORT_FIELDS = (
+    "pg_port", "kafka_port", "kafka_controller_port", "connect_port", "crm_port", "worker_port",
+)
+
+
+def _own_stack_env(home: Path) -> dict[str, str]:
+    """Environment of a second stack: its own state folder, and ports that are free now
+    (the defaults + 300, + 400, ...: the session uses + 100, developers often + 200)."""
+    defaults = [int(Settings.model_fields[name].default) for name in PORT_FIELDS]
+    offset = next(
+        offset for offset in range(300, 3000, 100)
+        if not any(port_open(port + offset) for port in defaults)
+    )
+    env = dict(os.environ)
+    env["ACCT2CRM_HOME"] = str(home)
+    for name, port in zip(PORT_FIELDS, defaults, strict=True):
+        env[f"ACCT2CRM_{name.upper()}"] = str(port + offset)
+    return env
+
+
+@pytest.fixture
+def second_home(stack_settings: Settings) -> Path:
+    """A state folder of its own, beside the session's (reachable by the postgres user)."""
+    home = stack_settings.home / "second-stack"
+    shutil.rmtree(home, ignore_errors=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_down_leaves_no_process_of_the_stack(second_home):
+    env = _own_stack_env(second_home)
+    cli("up", env=env)
+    run_dir = second_home / "run"
+    pids = {path.stem: read_pid(path) for path in run_dir.glob("*.pid")}
+    assert {"postgres", "kafka", "connect"} <= set(pids)
+    assert all(pid is not None and is_alive(pid) for pid in pids.values()), pids
+
+    cli("down", env=env)
+
+    assert [name for name, pid in pids.items() if pid and is_alive(pid)] == []
+    assert list(run_dir.glob("*.pid")) == []
+    ports = [int(env[f"ACCT2CRM_{n}"]) for n in ("PG_PORT", "KAFKA_PORT", "CONNECT_PORT")]
+    assert [port for port in ports if port_open(port)] == []
+    assert "nothing was running" in cli("down", env=env)
