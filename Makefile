@@ -1,0 +1,38 @@
+# acct2crm: install, demo, test, and the native local stack.
+# `make test` is the project's test command (CI runs exactly that).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install system-deps venv jars demo test up down
+
+## install: OS packages if missing, the virtualenv, the stack's jars (all idempotent)
+install: system-deps venv jars
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+venv: $(VENV)/.installed
+
+# reinstalled only when the project's dependencies change; pip's cache is reused
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Maven resolves into ~/.m2 and the acct2crm jar cache; both are reused by later runs
+jars: venv
+	$(BIN)/python -m acct2crm.stack.jars
+
+demo: install
+	$(BIN)/acct2crm demo
+
+test: install
+	$(BIN)/pytest
+
+up: install
+	$(BIN)/acct2crm up
+
+down:
+	@if [ -x $(BIN)/acct2crm ]; then $(BIN)/acct2crm down; else acct2crm down; fi
