@@ -164,3 +164,21 @@ def test_down_leaves_no_process_of_the_stack(second_home):
     ports = [int(env[f"ACCT2CRM_{n}"]) for n in ("PG_PORT", "KAFKA_PORT", "CONNECT_PORT")]
     assert [port for port in ports if port_open(port)] == []
     assert "nothing was running" in cli("down", env=env)
+
+
+def test_connector_definition_renders_every_placeholder_and_no_secret():
+    settings = Settings(pg_replication_password="s3cret-value")  # type: ignore[arg-type]
+
+    (definition,) = load(settings)
+
+    rendered = json.dumps(definition.config)
+    assert "${acct2crm:" not in rendered
+    assert "s3cret-value" not in rendered
+    assert definition.config["topic.prefix"] == settings.topic_prefix
+    assert definition.config["slot.name"] == settings.pg_slot
+    assert definition.config["publication.name"] == settings.pg_publication
+    assert definition.config["tombstones.on.delete"] == "false"
+    secrets_file = str(StackPaths.of(settings).connect_secrets)
+    assert definition.config["database.password"] == (
+        f"${{file:{secrets_file}:pg_replication_password}}"
+    )

@@ -66,7 +66,10 @@ def crm_healthy(settings: Settings, paths: StackPaths) -> bool:
 
 def crm_available() -> bool:
     """The reference CRM module is installed (another part of the project)."""
-    return importlib.util.find_spec("acct2crm.refcrm.__main__") is not None
+    try:
+        return importlib.util.find_spec("acct2crm.refcrm.__main__") is not None
+    except ModuleNotFoundError:  # not even the acct2crm.refcrm package yet
+        return False
 
 
 def worker_available() -> bool:
