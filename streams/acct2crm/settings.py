@@ -79,9 +79,12 @@ class Settings(BaseSettings):
     crm_retry_base_s: float = 0.2
     crm_retry_cap_s: float = 10.0
     refcrm_rate_limit_per_s: int = 0  # the reference CRM's own limit; 0 = none
+    # the reference CRM's /admin/faults, like its --fault-injection flag; never on by default
+    refcrm_fault_injection: bool = False
 
     # the Faust worker
     worker_port: int = 56066
+    worker_bind: str = "127.0.0.1"  # address the status page listens on (0.0.0.0 in a container)
     table_store: str = "memory://"
     sink_batch_size: int = 64
     sink_batch_window_s: float = 0.05
