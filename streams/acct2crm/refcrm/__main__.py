@@ -2,7 +2,8 @@
 
 Defaults come from the settings: port ``crm_port``, database
 ``<home>/crm/crm.sqlite3``, token ``crm_token`` (never on the command line),
-rate limit ``refcrm_rate_limit_per_s`` (0 = none).
+rate limit ``refcrm_rate_limit_per_s`` (0 = none); fault injection only with
+``--fault-injection`` or the explicit setting ``refcrm_fault_injection``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def parse_args(settings: Settings, argv: list[str] | None = None) -> argparse.Na
     parser.add_argument(
         "--fault-injection",
         action="store_true",
-        help="enable /admin/faults so tests can break the /api routes",
+        default=settings.refcrm_fault_injection,
+        help="enable /admin/faults so tests can break the /api routes"
+        " (also ACCT2CRM_REFCRM_FAULT_INJECTION=true; off by default)",
     )
     parser.add_argument(
         "--rate-limit-per-s",
