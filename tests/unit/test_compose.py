@@ -1,0 +1,179 @@
+"""docker-compose.yml describes the same stack as the native one (stack/README.md).
+
+Same service names, same loopback host ports (the Settings defaults, and the
+same ACCT2CRM_* variables override both), the official images at the versions
+the native stack resolves, and the project's own image for crm and worker.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from acct2crm.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+
+NATIVE_SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
+# service -> the setting that holds its host port in the native stack
+PORT_SETTING = {
+    "postgres": "pg_port",
+    "kafka": "kafka_port",
+    "connect": "connect_port",
+    "crm": "crm_port",
+    "worker": "worker_port",
+}
+
+
+def default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+def interpolate(text: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ``${NAME:-default}`` with ``env`` (defaults when empty)."""
+    env = env or {}
+    return VARIABLE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), text)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = compose["services"]
+    return found
+
+
+def published(
+    service: dict[str, Any], env: dict[str, str] | None = None
+) -> list[tuple[str, int, int]]:
+    """(host address, host port, container port) of each ``ports`` entry."""
+    result = []
+    for entry in service.get("ports", []):
+        address, host, container = interpolate(str(entry), env).split(":")
+        result.append((address, int(host), int(container)))
+    return result
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def test_the_native_services_are_all_there(services: dict[str, Any]) -> None:
+    assert set(NATIVE_SERVICES) <= set(services)
+    # the only extra service is the one-shot that applies connectors/ (as `up` does)
+    assert set(services) - set(NATIVE_SERVICES) == {"connectors"}
+    assert command_of(services["connectors"]) == ["acct2crm", "connectors", "apply"]
+
+
+@pytest.mark.parametrize("name", NATIVE_SERVICES)
+def test_published_ports_are_the_settings_defaults_on_loopback(
+    services: dict[str, Any], name: str
+) -> None:
+    assert [(a, h) for a, h, _ in published(services[name])] == [
+        ("127.0.0.1", default(PORT_SETTING[name]))
+    ]
+
+
+@pytest.mark.parametrize("name", NATIVE_SERVICES)
+def test_ports_follow_the_same_variables_as_the_native_stack(
+    services: dict[str, Any], name: str
+) -> None:
+    variable = f"ACCT2CRM_{PORT_SETTING[name].upper()}"
+    moved = published(services[name], {variable: "61234"})
+    assert [h for _, h, _ in moved] == [61234]
+
+
+def test_no_service_but_the_native_ones_publishes_a_port(services: dict[str, Any]) -> None:
+    assert not services["connectors"].get("ports")
+
+
+def test_every_native_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name in NATIVE_SERVICES:
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_postgres_is_official_with_logical_wal_and_the_accounting_sql(
+    services: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    postgres = services["postgres"]
+    assert postgres["image"].split(":")[0] == "postgres"
+    assert "wal_level=logical" in command_of(postgres)
+    mounts = [str(v).split(":") for v in postgres["volumes"]]
+    sql_mount = next(m for m in mounts if m[0].endswith(".sql"))
+    assert (REPO / sql_mount[0]).resolve() == REPO / "stack" / "sql" / "accounting.sql"
+    assert sql_mount[1].startswith("/docker-entrypoint-initdb.d/")
+    assert postgres["environment"]["POSTGRES_DB"] == default("pg_database")
+    assert postgres["environment"]["POSTGRES_USER"] == default("pg_user")
+    init = compose["configs"]["postgres-replication"]["content"]
+    assert f"CREATE ROLE {default('pg_replication_user')} WITH LOGIN REPLICATION" in init
+    assert f"CREATE PUBLICATION {default('pg_publication')} FOR TABLE accounting.customer" in init
+
+
+def test_kafka_is_apache_kafka_in_kraft_combined_mode(services: dict[str, Any]) -> None:
+    kafka = services["kafka"]
+    assert kafka["image"] == f"apache/kafka:{default('kafka_version')}"
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "CONTROLLER" in env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    advertised = interpolate(env["KAFKA_ADVERTISED_LISTENERS"])
+    assert f"127.0.0.1:{default('kafka_port')}" in advertised
+
+
+def test_connect_is_debezium_at_the_native_version(services: dict[str, Any]) -> None:
+    image = services["connect"]["image"]
+    repository, tag = image.rsplit(":", 1)
+    assert repository in ("quay.io/debezium/connect", "debezium/connect")
+    assert tag == default("debezium_version")
+    env = services["connect"]["environment"]
+    assert env["CONNECT_CONFIG_PROVIDERS"] == "file"
+
+
+def test_crm_and_worker_are_built_from_the_project_dockerfile(services: dict[str, Any]) -> None:
+    for name in ("crm", "worker", "connectors"):
+        assert services[name]["build"] == ".", name
+        assert services[name]["image"] == services["crm"]["image"]
+    crm = command_of(services["crm"])
+    assert crm[:3] == ["python", "-m", "acct2crm.refcrm"]
+    assert "--fault-injection" not in crm, "fault injection is never on in a default run"
+    assert crm[crm.index("--port") + 1] == "58080"
+    assert command_of(services["worker"]) == ["acct2crm", "worker"]
+
+
+def test_services_share_the_acct2crm_settings(services: dict[str, Any]) -> None:
+    for name in ("crm", "worker", "connectors"):
+        env = services[name]["environment"]
+        assert env["ACCT2CRM_PG_HOST"] == "postgres"
+        assert env["ACCT2CRM_KAFKA_BOOTSTRAP"] == "kafka:19092"
+        assert env["ACCT2CRM_CONNECT_URL"] == "http://connect:8083"
+        assert interpolate(env["ACCT2CRM_CRM_TOKEN"]) == default("crm_token").get_secret_value()
+        assert interpolate(env["ACCT2CRM_REFCRM_FAULT_INJECTION"]) == "false"
+        unknown = {
+            key for key in env
+            if key.startswith("ACCT2CRM_")
+            and key.removeprefix("ACCT2CRM_").lower() not in Settings.model_fields
+            and key not in ("ACCT2CRM_KAFKA_BOOTSTRAP", "ACCT2CRM_CONNECT_URL", "ACCT2CRM_CRM_URL")
+        }
+        assert not unknown, f"{name}: variables no setting reads: {unknown}"
+
+
+def test_dockerfile_is_python_311_slim_installing_the_project() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
+    assert re.search(r"^RUN pip install \.$", text, re.MULTILINE)
+    for folder in ("schemas", "connectors", "stack/sql"):
+        assert f"COPY {folder} " in text, folder
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".acct2crm", ".acct2crm-test", ".venv"} <= set(ignored)
