@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -127,10 +128,10 @@ PORT_FIELDS = (
 
 def _own_stack_env(home: Path) -> dict[str, str]:
     """Environment of a second stack: its own state folder, and ports that are free now
-    (the defaults + 300, + 400, ...: the session uses + 100, developers often + 200)."""
+    (defaults + 700, + 800, ...: the session uses + 100, developers pick small offsets)."""
     defaults = [int(Settings.model_fields[name].default) for name in PORT_FIELDS]
     offset = next(
-        offset for offset in range(300, 3000, 100)
+        offset for offset in range(700, 5000, 100)
         if not any(port_open(port + offset) for port in defaults)
     )
     env = dict(os.environ)
@@ -141,18 +142,24 @@ def _own_stack_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def second_home(stack_settings: Settings) -> Path:
-    """A state folder of its own, beside the session's (reachable by the postgres user)."""
+def second_stack(stack_settings: Settings) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A stack of its own beside the session's (reachable by the postgres user); always
+    brought down and removed afterwards, even when the test fails half-way."""
     home = stack_settings.home / "second-stack"
     shutil.rmtree(home, ignore_errors=True)
-    yield home
+    env = _own_stack_env(home)
+    yield home, env
+    subprocess.run(
+        [sys.executable, "-m", "acct2crm.cli", "down"], env=env, capture_output=True,
+        timeout=300, check=False,
+    )
     shutil.rmtree(home, ignore_errors=True)
 
 
-def test_down_leaves_no_process_of_the_stack(second_home):
-    env = _own_stack_env(second_home)
+def test_down_leaves_no_process_of_the_stack(second_stack):
+    home, env = second_stack
     cli("up", env=env)
-    run_dir = second_home / "run"
+    run_dir = home / "run"
     pids = {path.stem: read_pid(path) for path in run_dir.glob("*.pid")}
     assert {"postgres", "kafka", "connect"} <= set(pids)
     assert all(pid is not None and is_alive(pid) for pid in pids.values()), pids
@@ -164,6 +171,7 @@ def test_down_leaves_no_process_of_the_stack(second_home):
     ports = [int(env[f"ACCT2CRM_{n}"]) for n in ("PG_PORT", "KAFKA_PORT", "CONNECT_PORT")]
     assert [port for port in ports if port_open(port)] == []
     assert "nothing was running" in cli("down", env=env)
+
 
 
 def test_connector_definition_renders_every_placeholder_and_no_secret():
