@@ -14,13 +14,15 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from acct2crm.errors import DecodeError
+from acct2crm.errors import DecodeError, StackError
+from acct2crm.kafka_io import json_or_none, read_range
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
 
 WORKER_GROUP = "acct2crm"
+SEP = "\x1f"
 LAST_FAILURES = 10
 
 
@@ -70,21 +72,37 @@ def iter_results(settings: Settings, timeout_s: float = 5.0) -> Iterator[dict[st
         consumer.close()
 
 
+LEDGER_CHANGELOG = f"{WORKER_GROUP}-topic_offsets-changelog"
+
+
+def handled_offsets(settings: Settings) -> dict[str, int]:
+    """The worker's offset ledger (last offset handled per topic partition)."""
+    ledger: dict[str, int] = {}
+    try:
+        records = list(read_range(settings, LEDGER_CHANGELOG, 0))
+    except StackError:
+        return ledger  # the worker has not run yet
+    for _, key, value in records:
+        k, v = json_or_none(key), json_or_none(value)
+        if isinstance(k, str):
+            if isinstance(v, int):
+                ledger[k] = v
+            else:
+                ledger.pop(k, None)
+    return ledger
+
+
 def lag(settings: Settings, timeout_s: float = 5.0) -> int:
-    """Messages on the change and command topics the worker has not committed past."""
+    """Messages on the change and command topics the worker has not handled yet."""
+    ledger = handled_offsets(settings)
     consumer = _consumer(settings, WORKER_GROUP)
     try:
         total = 0
-        partitions = [
-            TopicPartition(settings.change_topic, 0),
-            TopicPartition(settings.commands_topic, 0),
-        ]
-        committed = consumer.committed(partitions, timeout=timeout_s)
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
-            )
-            done = tp.offset if tp.offset >= 0 else low
+        for topic in (settings.change_topic, settings.commands_topic):
+            tp = TopicPartition(topic, 0)
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            last = ledger.get(f"{topic}{SEP}0")
+            done = last + 1 if last is not None else low
             total += max(0, high - done)
         return total
     finally:
@@ -105,7 +123,7 @@ def sync_progress(settings: Settings) -> SyncProgress:
                 del failures[:-LAST_FAILURES]
         progress.counts = dict(counts)
         progress.last_failures = failures
-    except KafkaException:
+    except (KafkaException, StackError):
         progress.lag = -1
     return progress
 

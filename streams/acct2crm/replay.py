@@ -8,6 +8,7 @@ worker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
-from acct2crm.kafka_io import consumer, json_or_none, read_range
+from acct2crm.kafka_io import consumer, flush, json_or_none, producer, read_range
 from acct2crm.rules.change import Position
 from acct2crm.rules.decide import Outcome, classify
 from acct2crm.scope_file import read_scope
@@ -25,6 +26,7 @@ from acct2crm.settings import Settings
 
 WORKER_GROUP = "acct2crm"
 POSITIONS_CHANGELOG = f"{WORKER_GROUP}-row_to_position-changelog"
+LEDGER_CHANGELOG = f"{WORKER_GROUP}-topic_offsets-changelog"
 
 
 def parse_timestamp(text: str) -> int:
@@ -111,7 +113,11 @@ def worker_group_active(settings: Settings) -> bool:
 
 
 def rewind(settings: Settings, start: int) -> None:
-    """Move the worker's committed position on the change topic to ``start``."""
+    """Move the worker back to ``start`` on the change topic (the worker must be stopped).
+
+    Both the consumer group's committed offset and the worker's own offset
+    ledger (a table, restored from its changelog at start) are moved.
+    """
     if worker_group_active(settings):
         raise StackError("the worker is running: stop it before rewinding (acct2crm down)")
     c = consumer(settings, WORKER_GROUP)
@@ -121,3 +127,7 @@ def rewind(settings: Settings, start: int) -> None:
         raise StackError(f"cannot move the worker to offset {start}: {exc}") from exc
     finally:
         c.close()
+    p = producer(settings)
+    key = json.dumps(f"{settings.change_topic}\x1f0").encode()
+    p.produce(LEDGER_CHANGELOG, key=key, value=json.dumps(start - 1).encode())
+    flush(p)

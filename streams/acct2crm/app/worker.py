@@ -15,6 +15,8 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
+from acct2crm.app.kafka_reader import RangeReader
+from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
 from acct2crm.crm.client import CrmClient
 from acct2crm.scope_file import ScopeWatcher
@@ -56,11 +58,14 @@ def build_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_bind,
         web_port=settings.worker_port,
         web_in_thread=False,
         autodiscover=False,
         broker_commit_every=100,
+        # a killed worker's partitions go to its successor after this long
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
     )
@@ -78,6 +83,11 @@ def build_app(settings: Settings) -> faust.App:
     row_to_position = app.Table(
         "row_to_position", default=None, partitions=1, schema=_json_schema()
     )
+
+    # topic partition -> last offset an agent handled (see ledger.py for why)
+    topic_offsets = app.Table("topic_offsets", default=None, partitions=1, schema=_json_schema())
+    reader = RangeReader(settings.kafka_bootstrap)
+    ledger = OffsetLedger(topic_offsets, reader.read, reader.earliest)
 
     async def send_to(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
         await topic.send(key=key, value=value)
@@ -128,7 +138,9 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            await router.handle(_message(event))
+            for message in await ledger.admit([_message(event)]):
+                await router.handle(message)
+                ledger.handled([message])
 
     @app.agent(commands_topic, name="apply_commands")
     async def apply_commands(stream: StreamT[bytes]) -> None:
@@ -141,7 +153,9 @@ def build_app(settings: Settings) -> faust.App:
         # take_events fills its buffer in another task; table writes need the
         # current event of this one (all events share the single partition)
         stream._set_current_event(events[-1])  # type: ignore[attr-defined]
-        await applier.handle_batch([_message(e) for e in events])
+        messages = await ledger.admit([_message(e) for e in events])
+        await applier.handle_batch(messages)
+        ledger.handled(messages)
 
     @app.page("/status")
     async def status_page(web: Any, request: Any) -> Any:
