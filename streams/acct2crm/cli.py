@@ -198,6 +198,20 @@ def demo(
     )
 
 
+@app.command()
+def bench(
+    changes: int = typer.Option(300, help="Inserts at a steady rate (latency)."),
+    rate: float = typer.Option(20.0, help="Inserts per second during the latency phase."),
+    burst: int = typer.Option(300, help="Inserts committed at once (throughput)."),
+) -> None:
+    """Measure commit → CRM latency and drain throughput on the running local stack."""
+    from acct2crm import bench as job
+    from acct2crm.settings import get_settings
+
+    for line in job.run(get_settings(), changes, rate, burst).lines():
+        typer.echo(line)
+
+
 def _with_worker_stopped(settings: object, action: object) -> bool:
     """Stop the local stack's worker (if it runs), do ``action``, start it again."""
     from acct2crm.settings import Settings
