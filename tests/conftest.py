@@ -51,8 +51,9 @@ from acct2crm.settings import Settings, get_settings, reset_settings
 from acct2crm.stack import lifecycle, report
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_HOME = REPO / ".acct2crm-test"
-PORT_OFFSET = 100
+# a second test session on the same machine (another checkout) can move both
+TEST_HOME = Path(os.environ.get("ACCT2CRM_TEST_HOME", str(REPO / ".acct2crm-test")))
+PORT_OFFSET = int(os.environ.get("ACCT2CRM_TEST_PORT_OFFSET", "100"))
 _PORT_FIELDS = (
     "pg_port",
     "kafka_port",

@@ -1,0 +1,63 @@
+"""The CRM down for a while as changes keep coming (rule R4): nothing lost, order kept."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from acct2crm.settings import Settings
+from tests.support.sync import Pipeline, unique_tag
+
+pytestmark = pytest.mark.integration
+
+
+def worker_status(settings: Settings) -> dict:  # type: ignore[type-arg]
+    return dict(httpx.get(settings.status_url, timeout=5).json())
+
+
+def test_changes_wait_while_the_crm_is_down_and_apply_in_order(
+    stack_settings: Settings,
+) -> None:
+    pipe = Pipeline.start(stack_settings)
+    tag = unique_tag("O")
+    pipe.faults(down=True)
+    try:
+        row = pipe.insert(f"{tag}-A")
+        for step in ("B", "C", "D"):  # a chain of renames: order matters
+            pipe.update(row, code=f"{tag}-{step}")
+        others = [pipe.insert(f"{tag}-N{i}") for i in range(10)]
+        deadline = time.monotonic() + 60
+        while worker_status(stack_settings)["state"] != "waiting_for_crm":
+            assert time.monotonic() < deadline, "the worker never showed it was waiting"
+            time.sleep(0.5)
+        time.sleep(3)
+        assert "503" in (worker_status(stack_settings)["waiting_reason"] or "")
+    finally:
+        pipe.faults(down=False)
+    results = pipe.results([row, *others], 14, timeout_s=180)
+    mine = [r for r in results if r["accounting_id"] == row]
+    assert [r["action"] for r in mine] == ["created", "updated", "updated", "updated"]
+    assert [r["code"] for r in mine] == [f"{tag}-{s}" for s in "ABCD"]
+    crm = {r["code"] for r in pipe.crm_all(tag)}
+    assert crm == {f"{tag}-D", *(f"{tag}-N{i}" for i in range(10))}
+    deadline = time.monotonic() + 30
+    while worker_status(stack_settings)["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    pipe.close()
+
+
+def test_rate_limited_crm_is_honoured_and_everything_arrives(stack_settings: Settings) -> None:
+    pipe = Pipeline.start(stack_settings)
+    tag = unique_tag("L")
+    pipe.faults(rate_limit_per_s=5)
+    try:
+        ids = [pipe.insert(f"{tag}-{i}") for i in range(30)]
+        results = pipe.results(ids, 30, timeout_s=180)
+    finally:
+        pipe.faults(rate_limit_per_s=0)
+        pipe.close()
+    assert {r["action"] for r in results} == {"created"}
+    assert len(pipe.crm_all(tag)) == 30

@@ -1,0 +1,197 @@
+"""The cases under SPEC section 1's table that need more than one rule row:
+snapshot rows, replays, backfill, bad input. Real stack throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from acct2crm.connect.config import load
+from acct2crm.progress import lag
+from acct2crm.settings import Settings
+from tests.support.sync import Pipeline, unique_tag
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipe(stack_settings: Settings) -> Iterator[Pipeline]:
+    p = Pipeline.start(stack_settings)
+    yield p
+    p.close()
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real command line, with the test stack's settings (inherited environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "acct2crm.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
+def wait_caught_up(settings: Settings, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while lag(settings) != 0:
+        assert time.monotonic() < deadline, "the worker did not catch up"
+        time.sleep(0.5)
+
+
+def test_rows_present_before_a_connector_started_do_not_touch_the_crm(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    code = unique_tag()
+    row = pipe.insert(code)
+    pipe.results([row], 1)
+    writes = pipe.crm_writes()
+    [definition] = load(stack_settings)
+    probe = "acct2crm-snapshot-probe"
+    config = {
+        **definition.config,
+        "snapshot.mode": "initial_only",
+        "slot.name": "acct2crm_snapshot_probe",
+    }
+    connect = httpx.Client(base_url=stack_settings.connect_url, timeout=15)
+    try:
+        assert connect.put(f"/connectors/{probe}/config", json=config).status_code in (200, 201)
+        results = pipe.results([row], 2, timeout_s=120)
+    finally:
+        connect.delete(f"/connectors/{probe}")
+        connect.close()
+        _drop_slot(stack_settings, "acct2crm_snapshot_probe")
+    snapshot = [r for r in results if r["op"] == "r"]
+    assert snapshot and snapshot[0]["action"] == "ignored_snapshot"
+    assert pipe.crm_writes() == writes
+
+
+def _drop_slot(settings: Settings, slot: str) -> None:
+    conninfo = (
+        f"host={settings.pg_host} port={settings.pg_port} dbname={settings.pg_database} "
+        f"user={settings.pg_replication_user} "
+        f"password={settings.pg_replication_password.get_secret_value()}"
+    )
+    deadline = time.monotonic() + 30
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", [slot]
+            ).fetchone()
+            if row is None:
+                return
+            if not row[0]:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+                return
+            time.sleep(0.5)
+
+
+def test_bad_rows_fail_with_a_reason_and_the_line_goes_on(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    tag = unique_tag()
+    rejected = pipe.insert(f"{tag}-X", tax_code="12345")  # the CRM answers 422
+    blank = pipe.insert("".join(random.choice(" \t") for _ in range(12)))
+    fine = pipe.insert(f"{tag}-OK")
+    results = {r["accounting_id"]: r for r in pipe.results([rejected, blank, fine], 3)}
+    assert results[rejected]["action"] == "failed"
+    assert "tax_code" in results[rejected]["reason"]
+    assert results[blank]["action"] == "failed"
+    assert "code is empty" in results[blank]["reason"]
+    assert results[fine]["action"] == "created"
+    dead = pipe.dead_letters(2)
+    reasons = " | ".join(d["reason"] for d in dead)
+    assert "tax_code" in reasons and "code is empty" in reasons
+    assert all(d["change_offset"] is not None for d in dead)
+    assert pipe.crm_by_code(f"{tag}-X") == []
+
+
+def test_undecodable_message_is_a_dead_letter_and_the_line_goes_on(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap})
+    producer.produce(stack_settings.change_topic, key=b'{"id": -1}', value=b"\x00not json")
+    assert producer.flush(10) == 0
+    code = unique_tag()
+    row = pipe.insert(code)
+    assert pipe.results([row], 1)[0]["action"] == "created"
+    [dead] = [d for d in pipe.dead_letters(1) if d["value"] == b"\x00not json"]
+    assert dead["topic"] == stack_settings.change_topic
+    assert dead["key"] == b'{"id": -1}'
+    assert "not JSON" in dead["reason"]
+
+
+def test_replaying_the_whole_topic_writes_nothing(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    tag = unique_tag()
+    row = pipe.insert(f"{tag}-A")
+    pipe.update(row, code=f"{tag}-B", phone="0900000000")
+    pipe.results([row], 2)
+    wait_caught_up(stack_settings)
+    writes = pipe.crm_writes()
+
+    preview = cli("replay", "--from-offset", "0", "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert "already synced" in preview.stdout  # applied changes are recognised
+
+    done = cli("replay", "--from-offset", "0")
+    assert done.returncode == 0, done.stderr
+    assert "rewound to offset 0" in done.stdout
+    replayed = pipe.results([row], 4, timeout_s=180)
+    again = [r for r in replayed if "replay" in r["reason"]]
+    assert [r["action"] for r in again] == ["unchanged", "unchanged"]
+    wait_caught_up(stack_settings)
+    assert pipe.crm_writes() == writes
+    assert len(pipe.crm_all(tag)) == 1
+
+
+def test_backfill_creates_in_scope_rows_and_is_idempotent(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    tag = unique_tag()
+    sales = pipe.crm_create(f"{tag}-S")
+    # rows the sync never created: out of scope when inserted, then scope widened
+    pipe.sql(
+        "INSERT INTO accounting.customer (code, name, is_customer, is_vendor) VALUES "
+        "(%s, 'Vendor turned customer', false, true), (%s, 'Dup of sales', false, true)",
+        [f"{tag}-V", f"{tag}-s"],
+    )
+    ids = [r[0] for r in pipe.sql(
+        "SELECT id FROM accounting.customer WHERE code IN (%s, %s) ORDER BY id",
+        [f"{tag}-V", f"{tag}-s"])]
+    pipe.results(ids, 2)
+    # widen the scope to vendors: the rows are now in scope but were never synced
+    scope = stack_settings.effective_scope_file
+    scope.write_text("customers_only = false\n", encoding="utf-8")
+    try:
+        dry = cli("backfill", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert "created" in dry.stdout and "skipped_duplicate_code" in dry.stdout
+        writes = pipe.crm_writes()
+        assert pipe.crm_writes() == writes  # a dry run writes nothing
+        run = cli("backfill")
+        assert run.returncode == 0, run.stderr
+        backfilled = [r for r in pipe.results(ids, 4) if r["op"] == "b"]
+        results = {r["accounting_id"]: r for r in backfilled}
+        assert results[ids[0]]["action"] == "created"
+        assert results[ids[1]]["action"] == "skipped_duplicate_code"
+        assert results[ids[1]]["crm_id"] == sales["id"]
+        wait_caught_up(stack_settings)
+        writes = pipe.crm_writes()
+        again = cli("backfill")
+        assert again.returncode == 0, again.stderr
+        pipe.results(ids, 6)
+        assert pipe.crm_writes() == writes
+    finally:
+        scope.unlink()
+    assert json.loads(json.dumps(pipe.crm_by_code(f"{tag}-V")))[0]["external_ref"] == (
+        f"default:{ids[0]}")
