@@ -8,7 +8,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from acct2crm.errors import StackError
+from acct2crm.errors import DecodeError, StackError
+from acct2crm.records.avro import avro_type
 from acct2crm.settings import Settings
 
 
@@ -71,3 +72,21 @@ def json_or_none(data: bytes | None) -> Any:
         return json.loads(data)
     except ValueError:
         return None
+
+
+def read_table(settings: Settings, changelog: str, schema: str) -> dict[str, dict[str, Any]]:
+    """A worker table as its changelog holds it now: JSON keys, Avro values."""
+    avro = avro_type(schema)
+    table: dict[str, dict[str, Any]] = {}
+    for _, key, value in read_range(settings, changelog, 0):
+        k = json_or_none(key)
+        if not isinstance(k, str):
+            continue
+        if value is None:
+            table.pop(k, None)
+            continue
+        try:
+            table[k] = avro.decode(value)
+        except DecodeError:
+            continue  # a value from before the table was Avro-encoded
+    return table

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from acct2crm.errors import DecodeError, StackError
-from acct2crm.kafka_io import json_or_none, read_range
+from acct2crm.kafka_io import read_table
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
@@ -77,19 +77,11 @@ LEDGER_CHANGELOG = f"{WORKER_GROUP}-topic_offsets-changelog"
 
 def handled_offsets(settings: Settings) -> dict[str, int]:
     """The worker's offset ledger (last offset handled per topic partition)."""
-    ledger: dict[str, int] = {}
     try:
-        records = list(read_range(settings, LEDGER_CHANGELOG, 0))
+        table = read_table(settings, LEDGER_CHANGELOG, "table_offset")
     except StackError:
-        return ledger  # the worker has not run yet
-    for _, key, value in records:
-        k, v = json_or_none(key), json_or_none(value)
-        if isinstance(k, str):
-            if isinstance(v, int):
-                ledger[k] = v
-            else:
-                ledger.pop(k, None)
-    return ledger
+        return {}  # the worker has not run yet
+    return {k: int(v["offset"]) for k, v in table.items()}
 
 
 def lag(settings: Settings, timeout_s: float = 5.0) -> int:

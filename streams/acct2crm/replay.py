@@ -18,7 +18,8 @@ from confluent_kafka.admin import AdminClient
 
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
-from acct2crm.kafka_io import consumer, flush, json_or_none, producer, read_range
+from acct2crm.kafka_io import consumer, flush, producer, read_range, read_table
+from acct2crm.records.avro import avro_type
 from acct2crm.rules.change import Position
 from acct2crm.rules.decide import Outcome, classify
 from acct2crm.scope_file import read_scope
@@ -61,16 +62,9 @@ def offset_for(settings: Settings, from_offset: int | None, from_timestamp: str 
 
 
 def applied_positions(settings: Settings) -> dict[str, int]:
-    """The worker's per-row positions, read back from its table's changelog."""
-    positions: dict[str, int] = {}
-    for _, key, value in read_range(settings, POSITIONS_CHANGELOG, 0):
-        k, v = json_or_none(key), json_or_none(value)
-        if isinstance(k, str):
-            if isinstance(v, int):
-                positions[k] = v
-            else:
-                positions.pop(k, None)
-    return positions
+    """The worker's per-row positions (LSN), read back from its table's changelog."""
+    table = read_table(settings, POSITIONS_CHANGELOG, "position")
+    return {key: int(value["lsn"]) for key, value in table.items()}
 
 
 @dataclass(frozen=True)
@@ -129,5 +123,6 @@ def rewind(settings: Settings, start: int) -> None:
         c.close()
     p = producer(settings)
     key = json.dumps(f"{settings.change_topic}\x1f0").encode()
-    p.produce(LEDGER_CHANGELOG, key=key, value=json.dumps(start - 1).encode())
+    value = avro_type("table_offset").encode({"offset": start - 1})
+    p.produce(LEDGER_CHANGELOG, key=key, value=value)
     flush(p)

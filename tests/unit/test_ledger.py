@@ -31,7 +31,7 @@ async def test_in_order_messages_pass_through() -> None:
     batch = await ledger.admit([msg(0), msg(1)])
     ledger.handled(batch)
     assert [m.offset for m in batch] == [0, 1]
-    assert table == {ledger_key(TOPIC, 0): 1}
+    assert table == {ledger_key(TOPIC, 0): {"offset": 1}}
     assert topic.reads == []
 
 

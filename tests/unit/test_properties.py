@@ -110,7 +110,7 @@ def oracle(history: list[Change | tuple[str, str] | None]) -> dict[int, dict[str
 
 async def run(
     crm: MemoryCrm, history: list[Change | tuple[str, str] | None], table: dict[str, Any],
-    positions: dict[str, int],
+    positions: dict[str, Any],
 ) -> None:
     cache = CodeCache(table, "default")
     if not cache.seeded:
@@ -139,7 +139,7 @@ def test_random_histories_follow_the_rules(ops: list[tuple[Any, ...]], seed: int
     history = build_history(ops)
     crm = MemoryCrm(jitter=random.Random(seed))
     table: dict[str, Any] = {}
-    positions: dict[str, int] = {}
+    positions: dict[str, Any] = {}
     asyncio.run(run(crm, history, table, positions))
 
     expected = oracle(history)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ async def test_stale_cache_never_overwrites_a_record_sales_renamed() -> None:
 
 async def test_replaying_everything_costs_zero_crm_writes() -> None:
     crm = MemoryCrm()
-    positions: dict[str, int] = {}
+    positions: dict[str, Any] = {}
     table: dict[str, object] = {}
     changes = [
         change("c", after=row(1, "A"), lsn=10),

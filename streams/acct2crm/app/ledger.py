@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
 from acct2crm.app.pipeline import Message
 
@@ -33,7 +34,7 @@ def ledger_key(topic: str, partition: int) -> str:
 class OffsetLedger:
     def __init__(
         self,
-        table: MutableMapping[str, int],
+        table: MutableMapping[str, Any],
         read_range: RangeReader,
         earliest: EarliestOffset,
     ) -> None:
@@ -51,7 +52,7 @@ class OffsetLedger:
                 continue
             tp = (message.topic, message.partition or 0)
             if tp not in expected:
-                last = self._table.get(ledger_key(*tp))
+                last = _offset(self._table.get(ledger_key(*tp)))
                 expected[tp] = last + 1 if last is not None else await self._earliest(*tp)
             nxt = expected[tp]
             if message.offset < nxt:
@@ -76,4 +77,10 @@ class OffsetLedger:
             key = ledger_key(message.topic, message.partition or 0)
             highest[key] = max(highest.get(key, -1), message.offset)
         for key, offset in highest.items():
-            self._table[key] = offset
+            self._table[key] = {"offset": offset}  # schemas/table_offset.avsc
+
+
+def _offset(value: Any) -> int | None:
+    if value is None:
+        return None
+    return int(value["offset"]) if isinstance(value, dict) else int(value)

@@ -26,7 +26,8 @@ from acct2crm.records.convert import (
 from acct2crm.rules.change import Action, Position
 from acct2crm.rules.decide import Outcome, SyncIntent, classify
 from acct2crm.scope_file import ScopeWatcher
-from acct2crm.sink.engine import Applied, SinkEngine, position_key
+from acct2crm.sink.engine import Applied, SinkEngine
+from acct2crm.sink.positions import PositionBook
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,13 @@ class ChangeRouter:
         self,
         tenant: str,
         scope: ScopeWatcher,
-        positions: MutableMapping[str, int],
+        positions: MutableMapping[str, Any],
         outputs: Outputs,
         counts: MutableMapping[str, int],
     ) -> None:
         self._tenant = tenant
         self._scope = scope
-        self._positions = positions
+        self._positions = PositionBook(positions)
         self._out = outputs
         self._counts = counts
 
@@ -104,8 +105,7 @@ class ChangeRouter:
             return  # tombstone, heartbeat or schema event: not a change
         applied = None
         if change.accounting_id is not None:
-            lsn = self._positions.get(position_key(self._tenant, change.accounting_id))
-            applied = Position(lsn) if lsn is not None else None
+            applied = self._positions.applied(self._tenant, change.accounting_id)
         decided = classify(change, self._scope.current(), applied)
         if isinstance(decided, SyncIntent):
             record = command_record(decided, message.offset)

@@ -18,6 +18,12 @@ from faust.types import EventT, StreamT
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
+from acct2crm.app.table_codecs import (
+    CRM_CODE_ENTRY,
+    HANDLED_OFFSET,
+    POSITION,
+    register_table_codecs,
+)
 from acct2crm.crm.client import CrmClient
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -41,12 +47,13 @@ def _message(event: EventT[Any]) -> Message:
     )
 
 
-def _json_schema() -> faust.Schema[Any, Any]:
-    return faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+def _table_schema(value_codec: str) -> faust.Schema[Any, Any]:
+    return faust.Schema(key_type=str, key_serializer="json", value_serializer=value_codec)
 
 
 def build_app(settings: Settings) -> faust.App:
     """A Faust app wired to the configured Kafka and CRM (one tenant)."""
+    register_table_codecs()
     app = faust.App(
         GROUP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -77,15 +84,17 @@ def build_app(settings: Settings) -> faust.App:
 
     # (tenant, code key) -> what the CRM last said it holds under that code
     code_to_customer = app.Table(
-        "code_to_customer", default=None, partitions=1, schema=_json_schema()
+        "code_to_customer", default=None, partitions=1, schema=_table_schema(CRM_CODE_ENTRY)
     )
     # (tenant, accounting id) -> LSN of the last change of that row applied to the CRM
     row_to_position = app.Table(
-        "row_to_position", default=None, partitions=1, schema=_json_schema()
+        "row_to_position", default=None, partitions=1, schema=_table_schema(POSITION)
     )
 
     # topic partition -> last offset an agent handled (see ledger.py for why)
-    topic_offsets = app.Table("topic_offsets", default=None, partitions=1, schema=_json_schema())
+    topic_offsets = app.Table(
+        "topic_offsets", default=None, partitions=1, schema=_table_schema(HANDLED_OFFSET)
+    )
     reader = RangeReader(settings.kafka_bootstrap)
     ledger = OffsetLedger(topic_offsets, reader.read, reader.earliest)
 

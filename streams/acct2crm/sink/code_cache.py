@@ -15,7 +15,7 @@ from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import CrmRecord
 
 SEP = "\x1f"
-SEEDED = "#seeded"
+SEEDED = " seeded"  # codes are stripped, so no code key starts with a space
 
 
 class CodeCache:
@@ -31,7 +31,7 @@ class CodeCache:
         return bool(self._table.get(self._key(SEEDED)))
 
     def mark_seeded(self) -> None:
-        self._table[self._key(SEEDED)] = {"seeded_at": int(time.time() * 1000)}
+        self._table[self._key(SEEDED)] = _entry(None, {}, None, absent=False)
 
     def known(self, key: str) -> bool:
         """True when the cache can answer for this code key without the CRM."""
@@ -39,7 +39,7 @@ class CodeCache:
 
     def get(self, key: str) -> CrmRecord | None:
         value = self._table.get(self._key(key))
-        if not value or value.get("absent"):
+        if not value or value.get("absent") or value.get("id") is None:
             return None
         return CrmRecord(
             id=int(value["id"]),
@@ -48,21 +48,31 @@ class CodeCache:
         )
 
     def remember(self, record: CrmRecord) -> None:
-        self._table[self._key(code_key(record.code))] = {
-            "id": record.id,
-            "fields": dict(record.fields),
-            "external_ref": record.external_ref,
-            "seen_at": int(time.time() * 1000),
-        }
+        self._table[self._key(code_key(record.code))] = _entry(
+            record.id, dict(record.fields), record.external_ref, absent=False
+        )
 
     def remember_absent(self, key: str) -> None:
         if self.seeded:
             self._table.pop(self._key(key), None)
         else:
-            self._table[self._key(key)] = {"absent": True}
+            self._table[self._key(key)] = _entry(None, {}, None, absent=True)
 
     def forget_if(self, key: str, crm_id: int) -> None:
         """A record moved away from ``key`` (rename): drop the stale entry."""
         value = self._table.get(self._key(key))
-        if value and not value.get("absent") and int(value["id"]) == crm_id:
+        if value and not value.get("absent") and value.get("id") == crm_id:
             self.remember_absent(key)
+
+
+def _entry(
+    crm_id: int | None, fields: dict[str, str | None], ref: str | None, *, absent: bool
+) -> dict[str, Any]:
+    """A table value in the shape of schemas/crm_record.avsc."""
+    return {
+        "id": crm_id,
+        "fields": fields,
+        "external_ref": ref,
+        "absent": absent,
+        "seen_at": int(time.time() * 1000),
+    }

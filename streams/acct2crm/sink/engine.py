@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
 from acct2crm.rules.change import Action
@@ -23,6 +23,7 @@ from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decid
 from acct2crm.sink.code_cache import SEP, CodeCache
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
 from acct2crm.sink.ports import CrmPort
+from acct2crm.sink.positions import PositionBook
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,12 @@ class Applied:
     wrote: bool = False
 
 
-def position_key(tenant: str, accounting_id: int) -> str:
-    return f"{tenant}{SEP}{accounting_id}"
-
-
 class SinkEngine:
     def __init__(
         self,
         crm: CrmPort,
         cache: CodeCache,
-        positions: MutableMapping[str, int],
+        positions: MutableMapping[str, Any],
         *,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 8,
@@ -59,7 +56,7 @@ class SinkEngine:
     ) -> None:
         self._crm = crm
         self._cache = cache
-        self._positions = positions
+        self._positions = PositionBook(positions)
         self._retry = retry or RetryPolicy()
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self._pace = pace or RateLimiter(0)
@@ -77,13 +74,12 @@ class SinkEngine:
         return [r for r in results if r is not None]
 
     async def apply_one(self, intent: SyncIntent) -> Applied:
-        row = position_key(intent.tenant, intent.accounting_id)
-        applied_lsn = self._positions.get(row)
-        if applied_lsn is not None and intent.position.lsn <= applied_lsn:
+        applied = self._positions.applied(intent.tenant, intent.accounting_id)
+        if applied is not None and intent.position.lsn <= applied.lsn:
             return Applied(
                 intent,
                 Action.UNCHANGED,
-                f"replay: this row was already synced at lsn {applied_lsn}; nothing written",
+                f"replay: this row was already synced at lsn {applied.lsn}; nothing written",
             )
         keys = intent.code_keys()
         fresh = not all(self._cache.known(k) for k in keys)
@@ -94,7 +90,7 @@ class SinkEngine:
                 view, fresh = await self._fresh_view(keys), True
                 continue
             if decision.call is None:
-                self._positions[row] = intent.position.lsn
+                self._positions.record(intent.tenant, intent.accounting_id, intent.position)
                 return Applied(intent, decision.action, decision.reason, decision.crm_id)
             try:
                 record = await self._execute(decision)
@@ -110,7 +106,7 @@ class SinkEngine:
             for key in keys:
                 if key != code_key(record.code):
                     self._cache.forget_if(key, record.id)
-            self._positions[row] = intent.position.lsn
+            self._positions.record(intent.tenant, intent.accounting_id, intent.position)
             return Applied(intent, decision.action, decision.reason, record.id, wrote=True)
         return Applied(
             intent, Action.FAILED, f"the CRM's records kept changing over {MAX_ROUNDS} tries"

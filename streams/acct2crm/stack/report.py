@@ -16,6 +16,7 @@ from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.connect.operations import state_of
 from acct2crm.errors import Acct2CrmError
+from acct2crm.progress import sync_progress
 from acct2crm.settings import Settings
 from acct2crm.stack.lifecycle import services
 from acct2crm.stack.paths import StackPaths
@@ -49,11 +50,7 @@ def connector_state(settings: Settings) -> dict[str, Any]:
 
 
 def progress(settings: Settings) -> tuple[int, dict[str, int], list[dict[str, Any]]]:
-    """Lag, counts per action and last failures, from the sync's own progress module."""
-    try:
-        from acct2crm.progress import sync_progress  # noqa: PLC0415 - optional until written
-    except ImportError:  # the sync's progress module is not written yet
-        return 0, {}, []
+    """Lag, counts per action and last failures, read from Kafka by the sync's progress module."""
     found = sync_progress(settings)
     counts = {str(action): int(n) for action, n in dict(found.counts).items()}
     return int(found.lag), counts, [dict(item) for item in found.last_failures]
