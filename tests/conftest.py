@@ -49,6 +49,7 @@ from testcontainers.compose import DockerCompose
 from acct2crm.connect import operations
 from acct2crm.settings import Settings, get_settings, reset_settings
 from acct2crm.stack import lifecycle, report
+from tests.support.sync import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 # a second test session on the same machine (another checkout) can move both
@@ -342,3 +343,12 @@ def crm_http(stack_settings: Settings) -> Iterator[httpx.Client]:
         health = client.get("/healthz")
         assert health.status_code == 200, f"reference CRM not healthy: {health.status_code}"
         yield client
+
+
+# ------------------------------------------------------------ the pipeline
+@pytest.fixture
+def pipe(stack_settings: Settings) -> Iterator[Pipeline]:
+    """The running sync seen from one test: writes in, results and CRM state out."""
+    p = Pipeline.start(stack_settings)
+    yield p
+    p.close()

@@ -9,7 +9,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -22,13 +21,6 @@ from acct2crm.settings import Settings
 from tests.support.sync import Pipeline, unique_tag
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pipe(stack_settings: Settings) -> Iterator[Pipeline]:
-    p = Pipeline.start(stack_settings)
-    yield p
-    p.close()
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ its own so the tests share one running stack in any order.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,13 +16,6 @@ from acct2crm.settings import Settings
 from tests.support.sync import Pipeline, unique_tag
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pipe(stack_settings: Settings) -> Iterator[Pipeline]:
-    p = Pipeline.start(stack_settings)
-    yield p
-    p.close()
 
 
 def actions(results: list[dict]) -> list[str]:  # type: ignore[type-arg]

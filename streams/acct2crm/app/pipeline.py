@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from acct2crm.debezium import decode_change
@@ -24,7 +24,7 @@ from acct2crm.records.convert import (
     result_record,
 )
 from acct2crm.rules.change import Action, Position
-from acct2crm.rules.decide import Outcome, SyncIntent, classify
+from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.sink.engine import Applied, SinkEngine
 from acct2crm.sink.positions import PositionBook
@@ -47,16 +47,41 @@ class Message:
 
 @dataclass
 class Outputs:
+    """Where results and dead letters go, counting results per action as they leave."""
+
+    tenant: str
     send_command: Send
     send_result: Send
     send_dead_letter: Send
+    counts: MutableMapping[str, int] = field(default_factory=dict)
 
-    async def result(self, record: dict[str, Any]) -> None:
-        key = (record.get("code") or str(record.get("accounting_id") or "")).encode()
+    async def result(
+        self,
+        *,
+        accounting_id: int | None,
+        code: str | None,
+        op: str,
+        action: Action,
+        reason: str,
+        crm_id: int | None = None,
+        position: Position | None = None,
+    ) -> None:
+        record = result_record(
+            tenant=self.tenant,
+            accounting_id=accounting_id,
+            code=code,
+            op=op,
+            action=action,
+            reason=reason,
+            crm_id=crm_id,
+            position=position,
+        )
+        self.counts[action.value] = self.counts.get(action.value, 0) + 1
+        key = (code or str(accounting_id or "")).encode()
         await self.send_result(key or None, result_type().encode(record))
 
     async def dead_letter(
-        self, message: Message, error: str, reason: str, change_offset: int | None = None
+        self, message: Message, error: str, reason: str, change_offset: int | None
     ) -> None:
         record = dead_letter_record(
             topic=message.topic,
@@ -70,42 +95,59 @@ class Outputs:
         )
         await self.send_dead_letter(message.key, dead_letter_type().encode(record))
 
+    async def unreadable(
+        self,
+        message: Message,
+        exc: BaseException,
+        reason: str,
+        change_offset: int | None,
+        intent: SyncIntent | None = None,
+    ) -> None:
+        """A message we could not handle: a failed result and its dead letter, never a raise."""
+        try:
+            await self.result(
+                accounting_id=intent.accounting_id if intent else None,
+                code=intent.code if intent else None,
+                op=intent.op.value if intent else "?",
+                action=Action.FAILED,
+                reason=reason,
+                position=intent.position if intent else None,
+            )
+            await self.dead_letter(message, type(exc).__name__, reason, change_offset)
+        except Exception:
+            log.exception("could not record the failure of %s offset %s", message.topic,
+                          message.offset)
+
 
 class ChangeRouter:
     def __init__(
-        self,
-        tenant: str,
-        scope: ScopeWatcher,
-        positions: MutableMapping[str, Any],
-        outputs: Outputs,
-        counts: MutableMapping[str, int],
+        self, scope: ScopeWatcher, positions: MutableMapping[str, Any], outputs: Outputs
     ) -> None:
-        self._tenant = tenant
         self._scope = scope
         self._positions = PositionBook(positions)
         self._out = outputs
-        self._counts = counts
 
     async def handle(self, message: Message) -> None:
         try:
             await self._handle(message)
         except Exception as exc:  # the agent must go on; the change is kept as a dead letter
             log.exception("unexpected error routing change at offset %s", message.offset)
-            await self._fail(message, exc, f"internal error: {exc}")
+            await self._out.unreadable(message, exc, f"internal error: {exc}", message.offset)
 
     async def _handle(self, message: Message) -> None:
+        tenant = self._out.tenant
         try:
-            change = decode_change(
-                message.key, message.value, tenant=self._tenant, offset=message.offset
-            )
+            change = decode_change(message.key, message.value, tenant=tenant, offset=message.offset)
         except DecodeError as exc:
-            await self._fail(message, exc, f"undecodable change: {exc}")
+            await self._out.unreadable(
+                message, exc, f"undecodable change: {exc}", message.offset
+            )
             return
         if change is None:
             return  # tombstone, heartbeat or schema event: not a change
         applied = None
         if change.accounting_id is not None:
-            applied = self._positions.applied(self._tenant, change.accounting_id)
+            applied = self._positions.applied(tenant, change.accounting_id)
         decided = classify(change, self._scope.current(), applied)
         if isinstance(decided, SyncIntent):
             record = command_record(decided, message.offset)
@@ -113,57 +155,24 @@ class ChangeRouter:
                 str(decided.accounting_id).encode(), command_type().encode(record)
             )
             return
-        await self._report(change.accounting_id, change.op.value, decided, change.position)
+        await self._out.result(
+            accounting_id=change.accounting_id,
+            code=decided.code,
+            op=change.op.value,
+            action=decided.action,
+            reason=decided.reason,
+            position=change.position,
+        )
         if decided.action is Action.FAILED:
             await self._out.dead_letter(message, "BadRowError", decided.reason, message.offset)
-
-    async def _report(
-        self, accounting_id: int | None, op: str, outcome: Outcome, position: Position
-    ) -> None:
-        self._counts[outcome.action.value] = self._counts.get(outcome.action.value, 0) + 1
-        await self._out.result(
-            result_record(
-                tenant=self._tenant,
-                accounting_id=accounting_id,
-                code=outcome.code,
-                op=op,
-                action=outcome.action,
-                reason=outcome.reason,
-                position=position,
-            )
-        )
-
-    async def _fail(self, message: Message, exc: BaseException, reason: str) -> None:
-        try:
-            self._counts[Action.FAILED.value] = self._counts.get(Action.FAILED.value, 0) + 1
-            await self._out.result(
-                result_record(
-                    tenant=self._tenant,
-                    accounting_id=None,
-                    code=None,
-                    op="?",
-                    action=Action.FAILED,
-                    reason=reason,
-                )
-            )
-            await self._out.dead_letter(message, type(exc).__name__, reason, message.offset)
-        except Exception:
-            log.exception("could not record the failure of offset %s", message.offset)
 
 
 class CommandApplier:
     def __init__(
-        self,
-        tenant: str,
-        engine: SinkEngine,
-        outputs: Outputs,
-        counts: MutableMapping[str, int],
-        seed: Callable[[], Awaitable[None]],
+        self, engine: SinkEngine, outputs: Outputs, seed: Callable[[], Awaitable[None]]
     ) -> None:
-        self._tenant = tenant
         self._engine = engine
         self._out = outputs
-        self._counts = counts
         self._seed = seed
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
@@ -175,7 +184,7 @@ class CommandApplier:
                 intents.append(intent_from_command(record))
                 origin.append((message, record.get("change_offset")))
             except (Acct2CrmError, KeyError, TypeError, ValueError) as exc:
-                await self._fail_message(message, exc, f"undecodable command: {exc}")
+                await self._out.unreadable(message, exc, f"undecodable command: {exc}", None)
         if not intents:
             return
         try:
@@ -183,51 +192,24 @@ class CommandApplier:
             applied = await self._engine.apply_batch(intents)
         except Exception as exc:  # never escape the agent: keep every command as a dead letter
             log.exception("unexpected error applying a batch of %d commands", len(intents))
-            for message, change_offset in origin:
-                await self._fail_message(message, exc, f"internal error: {exc}", change_offset)
+            for intent, (message, change_offset) in zip(intents, origin, strict=True):
+                await self._out.unreadable(
+                    message, exc, f"internal error: {exc}", change_offset, intent
+                )
             return
         for outcome, (message, change_offset) in zip(applied, origin, strict=True):
             await self._report(outcome)
             if outcome.action is Action.FAILED:
-                await self._out.dead_letter(
-                    message, "CrmRejected", outcome.reason, change_offset
-                )
+                await self._out.dead_letter(message, "CrmRejected", outcome.reason, change_offset)
 
     async def _report(self, outcome: Applied) -> None:
         intent = outcome.intent
-        self._counts[outcome.action.value] = self._counts.get(outcome.action.value, 0) + 1
         await self._out.result(
-            result_record(
-                tenant=intent.tenant,
-                accounting_id=intent.accounting_id,
-                code=intent.code,
-                op=intent.op.value,
-                action=outcome.action,
-                reason=outcome.reason,
-                crm_id=outcome.crm_id,
-                position=intent.position,
-            )
+            accounting_id=intent.accounting_id,
+            code=intent.code,
+            op=intent.op.value,
+            action=outcome.action,
+            reason=outcome.reason,
+            crm_id=outcome.crm_id,
+            position=intent.position,
         )
-
-    async def _fail_message(
-        self,
-        message: Message,
-        exc: BaseException,
-        reason: str,
-        change_offset: int | None = None,
-    ) -> None:
-        try:
-            self._counts[Action.FAILED.value] = self._counts.get(Action.FAILED.value, 0) + 1
-            await self._out.result(
-                result_record(
-                    tenant=self._tenant,
-                    accounting_id=None,
-                    code=None,
-                    op="?",
-                    action=Action.FAILED,
-                    reason=reason,
-                )
-            )
-            await self._out.dead_letter(message, type(exc).__name__, reason, change_offset)
-        except Exception:
-            log.exception("could not record the failure of command offset %s", message.offset)

@@ -47,8 +47,27 @@ def _message(event: EventT[Any]) -> Message:
     )
 
 
-def _table_schema(value_codec: str) -> faust.Schema[Any, Any]:
-    return faust.Schema(key_type=str, key_serializer="json", value_serializer=value_codec)
+def _avro_table(app: faust.App, name: str, value_codec: str) -> Any:
+    """A one-partition table with JSON keys and Avro values.
+
+    Faust derives a table's serializers from its key and value types only,
+    so the value codec is set on the table before its changelog or store
+    (both made on first use) exist.
+    """
+    changelog = app.topic(
+        f"{app.conf.id}-{name}-changelog",
+        key_type=str,
+        key_serializer="json",
+        value_serializer=value_codec,
+        partitions=1,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+    )
+    table = app.Table(name, default=None, partitions=1, key_type=str, changelog_topic=changelog)
+    table.value_serializer = value_codec  # type: ignore[attr-defined]
+    return table
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -83,18 +102,12 @@ def build_app(settings: Settings) -> faust.App:
     dlq_topic = app.topic(settings.dlq_topic, **raw)
 
     # (tenant, code key) -> what the CRM last said it holds under that code
-    code_to_customer = app.Table(
-        "code_to_customer", default=None, partitions=1, schema=_table_schema(CRM_CODE_ENTRY)
-    )
+    code_to_customer = _avro_table(app, "code_to_customer", CRM_CODE_ENTRY)
     # (tenant, accounting id) -> LSN of the last change of that row applied to the CRM
-    row_to_position = app.Table(
-        "row_to_position", default=None, partitions=1, schema=_table_schema(POSITION)
-    )
+    row_to_position = _avro_table(app, "row_to_position", POSITION)
 
     # topic partition -> last offset an agent handled (see ledger.py for why)
-    topic_offsets = app.Table(
-        "topic_offsets", default=None, partitions=1, schema=_table_schema(HANDLED_OFFSET)
-    )
+    topic_offsets = _avro_table(app, "topic_offsets", HANDLED_OFFSET)
     reader = RangeReader(settings.kafka_bootstrap)
     ledger = OffsetLedger(topic_offsets, reader.read, reader.earliest)
 
@@ -102,11 +115,11 @@ def build_app(settings: Settings) -> faust.App:
         await topic.send(key=key, value=value)
 
     outputs = Outputs(
+        tenant=settings.tenant,
         send_command=lambda k, v: send_to(commands_topic, k, v),
         send_result=lambda k, v: send_to(results_topic, k, v),
         send_dead_letter=lambda k, v: send_to(dlq_topic, k, v),
     )
-    counts: dict[str, int] = {}
     wait_state = WaitState()
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(
@@ -141,8 +154,8 @@ def build_app(settings: Settings) -> faust.App:
         cache.mark_seeded()
         log.info("CRM-code table seeded with %d CRM customers", n)
 
-    router = ChangeRouter(settings.tenant, scope, row_to_position, outputs, counts)
-    applier = CommandApplier(settings.tenant, engine, outputs, counts, seed)
+    router = ChangeRouter(scope, row_to_position, outputs)
+    applier = CommandApplier(engine, outputs, seed)
 
     @app.agent(change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:
@@ -176,7 +189,7 @@ def build_app(settings: Settings) -> faust.App:
                 "crm_retries": wait_state.retries,
                 "scope": scope.current().describe(),
                 "scope_error": scope.error,
-                "counts_since_start": dict(counts),
+                "counts_since_start": dict(outputs.counts),
                 "started_at": started,
                 "seeded": cache.seeded,
             }

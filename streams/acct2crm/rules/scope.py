@@ -11,23 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acct2crm.errors import ConfigError
-from acct2crm.rules.change import Row
+from acct2crm.rules.change import MAPPED_FIELDS, Row
 from acct2crm.rules.codes import clean_text
 
 _OPERATORS = ("eq", "ne", "in", "not_in", "present", "absent", "startswith")
-_COLUMNS = (
-    "id",
-    "code",
-    "name",
-    "tax_code",
-    "address",
-    "phone",
-    "email",
-    "contact_name",
-    "branch_code",
-    "is_customer",
-    "is_vendor",
-)
+_COLUMNS = ("id", *MAPPED_FIELDS, "is_customer", "is_vendor")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""The agents' bodies without Faust: every message ends as a result, nothing raises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
+from acct2crm.records.avro import command_type, dead_letter_type, result_type
+from acct2crm.scope_file import ScopeWatcher
+from acct2crm.sink.code_cache import CodeCache
+from acct2crm.sink.engine import SinkEngine
+from tests.support.changes import row
+from tests.support.memory_crm import MemoryCrm
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.commands: list[bytes] = []
+        self.results: list[dict[str, Any]] = []
+        self.dead: list[dict[str, Any]] = []
+
+    def outputs(self) -> Outputs:
+        async def command(key: bytes | None, value: bytes) -> None:
+            self.commands.append(value)
+
+        async def result(key: bytes | None, value: bytes) -> None:
+            self.results.append(result_type().decode(value))
+
+        async def dead(key: bytes | None, value: bytes) -> None:
+            self.dead.append(dead_letter_type().decode(value))
+
+        return Outputs("default", command, result, dead)
+
+
+def change_message(offset: int, value: bytes | None) -> Message:
+    return Message("changes", 0, offset, b'{"id": 1}', value)
+
+
+def envelope(op: str, before: Any, after: Any, lsn: int) -> bytes:
+    return json.dumps({"op": op, "before": before, "after": after,
+                       "source": {"lsn": lsn, "txId": 1, "ts_ms": 1}}).encode()
+
+
+async def test_router_turns_every_kind_of_message_into_one_outcome(tmp_path: Path) -> None:
+    sent = Sent()
+    router = ChangeRouter(ScopeWatcher(tmp_path / "scope.toml"), {}, sent.outputs())
+    await router.handle(change_message(0, b"\xffnot json"))
+    await router.handle(change_message(1, None))  # tombstone: not a change
+    await router.handle(change_message(2, envelope("d", row(1), None, 10)))
+    await router.handle(change_message(3, envelope("c", None, row(1, code=" "), 11)))
+    await router.handle(change_message(4, envelope("c", None, row(1), 12)))
+    assert [r["action"] for r in sent.results] == ["failed", "ignored_delete", "failed"]
+    assert [d["offset"] for d in sent.dead] == [0, 3]
+    assert sent.dead[0]["value"] == b"\xffnot json"
+    [command] = [command_type().decode(c) for c in sent.commands]
+    assert command["code"] == "KH001" and command["change_offset"] == 4
+
+
+async def test_router_survives_an_internal_error(tmp_path: Path) -> None:
+    class Broken(dict):  # type: ignore[type-arg]
+        def get(self, *args: Any) -> Any:
+            raise RuntimeError("table unavailable")
+
+    sent = Sent()
+    router = ChangeRouter(ScopeWatcher(tmp_path / "scope.toml"), Broken(), sent.outputs())
+    await router.handle(change_message(7, envelope("c", None, row(1), 12)))
+    assert sent.results[0]["action"] == "failed"
+    assert "internal error" in sent.results[0]["reason"]
+    assert sent.dead[0]["offset"] == 7
+
+
+async def test_applier_reports_each_command_and_dead_letters_bad_ones() -> None:
+    sent = Sent()
+    crm = MemoryCrm()
+    cache = CodeCache({}, "default")
+    cache.mark_seeded()
+    seeded: list[bool] = []
+
+    async def seed() -> None:
+        seeded.append(True)
+
+    applier = CommandApplier(SinkEngine(crm, cache, {}), sent.outputs(), seed)
+    router = ChangeRouter(ScopeWatcher(Path("/nonexistent/scope.toml")), {}, sent.outputs())
+    await router.handle(change_message(0, envelope("c", None, row(1), 12)))
+    good = Message("commands", 0, 0, b"1", sent.commands[0])
+    await applier.handle_batch([good, Message("commands", 0, 1, b"2", b"garbage")])
+    assert [r["action"] for r in sent.results] == ["failed", "created"]
+    assert sent.dead[0]["topic"] == "commands" and sent.dead[0]["offset"] == 1
+    assert len(crm.records) == 1 and seeded == [True]
