@@ -52,6 +52,8 @@ def test_rows_present_before_a_connector_started_do_not_touch_the_crm(
         **definition.config,
         "snapshot.mode": "initial_only",
         "slot.name": "acct2crm_snapshot_probe",
+        # its own JMX name, or Debezium waits a minute for the main connector's to free up
+        "custom.metric.tags": "probe=snapshot",
     }
     connect = httpx.Client(base_url=stack_settings.connect_url, timeout=15)
     try:
