@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -34,6 +36,11 @@ def test_changes_wait_while_the_crm_is_down_and_apply_in_order(
             time.sleep(0.5)
         time.sleep(3)
         assert "503" in (worker_status(stack_settings)["waiting_reason"] or "")
+        shown = subprocess.run(
+            [sys.executable, "-m", "acct2crm.cli", "status"],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout
+        assert "WAITING for the CRM" in shown  # the operator sees it without reading logs
     finally:
         pipe.faults(down=False)
     results = pipe.results([row, *others], 14, timeout_s=180)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
 STATUS_KEYS = {
     "postgres_dsn", "kafka_bootstrap", "connect_url", "crm_url", "crm_token", "status_url",
-    "services", "lag", "counts", "connector", "last_failures",
+    "services", "lag", "counts", "connector", "last_failures", "sync",
 }
 
 
@@ -66,6 +66,7 @@ def test_status_json_has_the_contract_keys(stack):
     assert isinstance(report["lag"], int)
     assert isinstance(report["counts"], dict)
     assert report["connector"]["state"] == "RUNNING"
+    assert report["sync"]["state"] == "running"
     assert report["kafka_bootstrap"] == stack.settings.kafka_bootstrap
     assert report["postgres_dsn"] == stack.settings.postgres_dsn
     assert stack.settings.pg_password.get_secret_value() not in json.dumps(report)

@@ -80,6 +80,23 @@ class OffsetLedger:
             self._table[key] = {"offset": offset}  # schemas/table_offset.avsc
 
 
+    # the agents call these: if the ledger cannot do its job, the messages are
+    # still handled (idempotent by position) and the agent never crashes over it
+    async def admit_or_pass(self, messages: Sequence[Message]) -> list[Message]:
+        try:
+            return await self.admit(messages)
+        except Exception:
+            log.exception("offset ledger unavailable; handling %d message(s) as delivered",
+                          len(messages))
+            return list(messages)
+
+    def handled_or_log(self, messages: Sequence[Message]) -> None:
+        try:
+            self.handled(messages)
+        except Exception:
+            log.exception("could not record handled offsets; they may be handled again")
+
+
 def _offset(value: Any) -> int | None:
     if value is None:
         return None

@@ -65,7 +65,17 @@ def _avro_table(app: faust.App, name: str, value_codec: str) -> Any:
         acks=False,
         internal=True,
     )
-    table = app.Table(name, default=None, partitions=1, key_type=str, changelog_topic=changelog)
+    # use_partitioner: every topic has one partition, so the producer's choice is 0;
+    # it also skips Faust's partition-count check, which reads the consumer's
+    # metadata and fails while a just-created changelog still shows 0 partitions
+    table = app.Table(
+        name,
+        default=None,
+        partitions=1,
+        key_type=str,
+        changelog_topic=changelog,
+        use_partitioner=True,
+    )
     table.value_serializer = value_codec  # type: ignore[attr-defined]
     return table
 
@@ -160,9 +170,9 @@ def build_app(settings: Settings) -> faust.App:
     @app.agent(change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            for message in await ledger.admit([_message(event)]):
+            for message in await ledger.admit_or_pass([_message(event)]):
                 await router.handle(message)
-                ledger.handled([message])
+                ledger.handled_or_log([message])
 
     @app.agent(commands_topic, name="apply_commands")
     async def apply_commands(stream: StreamT[bytes]) -> None:
@@ -175,9 +185,10 @@ def build_app(settings: Settings) -> faust.App:
         # take_events fills its buffer in another task; table writes need the
         # current event of this one (all events share the single partition)
         stream._set_current_event(events[-1])  # type: ignore[attr-defined]
-        messages = await ledger.admit([_message(e) for e in events])
+        messages = await ledger.admit_or_pass([_message(e) for e in events])
         await applier.handle_batch(messages)
-        ledger.handled(messages)
+        ledger.handled_or_log(messages)
+
 
     @app.page("/status")
     async def status_page(web: Any, request: Any) -> Any:

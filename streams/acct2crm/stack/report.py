@@ -2,7 +2,8 @@
 
 The JSON form is a contract (SPEC section 4): the endpoint keys, ``services``
 with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
-``counts``; acct2crm adds ``connector`` and ``last_failures``. ``crm_token`` is
+``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
+worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import httpx
 
 from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
@@ -56,6 +59,19 @@ def progress(settings: Settings) -> tuple[int, dict[str, int], list[dict[str, An
     return int(found.lag), counts, [dict(item) for item in found.last_failures]
 
 
+def worker_view(settings: Settings) -> dict[str, Any]:
+    """What the worker says of itself: running, or waiting for the CRM and why."""
+    try:
+        answer = httpx.get(settings.status_url, timeout=2.0)
+        body = answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return {"state": "unreachable"}
+    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded")
+    return {key: body.get(key) for key in keys}
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     lag, counts, failures = progress(settings)
     return {
@@ -70,6 +86,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "lag": lag,
         "counts": counts,
         "last_failures": failures,
+        "sync": worker_view(settings),
     }
 
 
@@ -98,11 +115,19 @@ def as_text(report: dict[str, Any]) -> str:
     tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
     lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
     lines.append("")
+    sync = report.get("sync", {})
+    if sync.get("state") == "waiting_for_crm":
+        lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
+    elif sync.get("state") == "running":
+        lines.append(f"sync       running; scope: {sync.get('scope')}")
+    if sync.get("scope_error"):
+        lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
     lines.append(f"lag {report['lag']}")
     counts = report["counts"]
     lines.append(
         "counts " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none yet")
     )
     for failure in report["last_failures"]:
-        lines.append(f"  failed: {failure}")
+        code = failure.get("code") or f"row {failure.get('accounting_id')}"
+        lines.append(f"  failed: {code} at {failure.get('applied_at')}: {failure.get('reason')}")
     return "\n".join(lines)
