@@ -37,7 +37,7 @@ def history(
     code: str = typer.Argument(..., help="Customer code, matched as the CRM does."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
-    """What happened to one customer code, and why: every result, oldest first."""
+    """What happened to one customer code, and why: every result, in commit order."""
     import json
 
     from acct2crm.errors import Acct2CrmError

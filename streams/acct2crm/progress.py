@@ -121,6 +121,8 @@ def sync_progress(settings: Settings) -> SyncProgress:
 
 
 def code_history(settings: Settings, code: str) -> list[dict[str, Any]]:
-    """Every result about one customer code, oldest first: what happened and why."""
+    """Every result about one customer code, in the accounting database's commit order."""
     key = code_key(code)
-    return [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
+    found = [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
+    found.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0, r["applied_at"]))
+    return found
