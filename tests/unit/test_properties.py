@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from acct2crm.rules.change import Change
 from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import SyncIntent, classify
-from acct2crm.rules.scope import DEFAULT_SCOPE
+from acct2crm.rules.scope import DEFAULT_SCOPE, SyncScope
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RetryPolicy
@@ -25,31 +25,41 @@ from tests.support.changes import change, row
 from tests.support.memory_crm import MemoryCrm
 
 CODES = ["A", "a ", "B", "C", "T", "Kh1", "KH1"]
+BRANCHES = ["HQ", "HN"]
+SCOPES: list[frozenset[str] | None] = [None, frozenset({"HQ"}), frozenset({"HN"})]
 
 op_strategy = st.one_of(
-    st.tuples(st.just("insert"), st.sampled_from(CODES), st.booleans()),
-    st.tuples(st.just("update"), st.integers(0, 7), st.sampled_from([*CODES, None]), st.booleans()),
+    st.tuples(st.just("insert"), st.sampled_from(CODES), st.booleans(), st.sampled_from(BRANCHES)),
+    st.tuples(
+        st.just("update"), st.integers(0, 7), st.sampled_from([*CODES, None]), st.booleans(),
+        st.sampled_from(BRANCHES),
+    ),
     st.tuples(st.just("delete"), st.integers(0, 7)),
     st.tuples(st.just("sales"), st.sampled_from(CODES)),
+    st.tuples(st.just("scope"), st.sampled_from(SCOPES)),  # the operator edits the scope
     st.tuples(st.just("cut")),  # a batch boundary
 )
 
+Item = Change | tuple[str, Any] | None
 
-def build_history(ops: list[tuple[Any, ...]]) -> list[Change | tuple[str, str] | None]:
+
+def build_history(ops: list[tuple[Any, ...]]) -> list[Item]:
     """Turn random operations into a valid accounting history (codes stay unique)."""
     table: dict[int, dict[str, Any]] = {}
     next_id, lsn, out = 1, 0, []
     for op in ops:
         lsn += 10
         if op[0] == "insert":
-            _, code, customer = op
+            _, code, customer, branch = op
             if any(code_key(r["code"]) == code_key(code) for r in table.values()):
                 continue
-            table[next_id] = row(next_id, code, is_customer=customer, phone=str(lsn))
+            table[next_id] = row(
+                next_id, code, is_customer=customer, phone=str(lsn), branch_code=branch
+            )
             out.append(change("c", after=dict(table[next_id]), lsn=lsn))
             next_id += 1
         elif op[0] == "update" and table:
-            _, pick, code, customer = op
+            _, pick, code, customer, branch = op
             rid = sorted(table)[pick % len(table)]
             before = dict(table[rid])
             new_code = before["code"] if code is None else code
@@ -58,19 +68,22 @@ def build_history(ops: list[tuple[Any, ...]]) -> list[Change | tuple[str, str] |
             )
             if clash:
                 continue
-            table[rid] = {**before, "code": new_code, "is_customer": customer, "phone": str(lsn)}
+            table[rid] = {
+                **before, "code": new_code, "is_customer": customer, "phone": str(lsn),
+                "branch_code": branch,
+            }
             out.append(change("u", before=before, after=dict(table[rid]), lsn=lsn))
         elif op[0] == "delete" and table:
             rid = sorted(table)[op[1] % len(table)]
             out.append(change("d", before=table.pop(rid), lsn=lsn))
-        elif op[0] == "sales":
-            out.append(("sales", op[1]))
+        elif op[0] in ("sales", "scope"):
+            out.append((op[0], op[1]))
         elif op[0] == "cut":
             out.append(None)
     return out
 
 
-def oracle(history: list[Change | tuple[str, str] | None]) -> dict[int, dict[str, Any]]:
+def oracle(history: list[Item]) -> dict[int, dict[str, Any]]:
     """SPEC section 1 applied literally, change by change, to a dict of CRM records."""
     crm: dict[int, dict[str, Any]] = {}
     next_id = 1
@@ -78,16 +91,21 @@ def oracle(history: list[Change | tuple[str, str] | None]) -> dict[int, dict[str
     def holder(code: str) -> int | None:
         return next((i for i, r in crm.items() if code_key(r["code"]) == code_key(code)), None)
 
+    branches: frozenset[str] | None = None
     for item in history:
         if item is None:
             continue
         if isinstance(item, tuple):
-            if holder(item[1]) is None:
+            if item[0] == "scope":
+                branches = item[1]
+            elif holder(item[1]) is None:
                 crm[next_id] = {"code": item[1].strip(), "phone": None, "ref": None}
                 next_id += 1
             continue
         c = item
         if c.op.value in "dt" or c.after is None or not c.after["is_customer"]:
+            continue
+        if branches is not None and c.after["branch_code"] not in branches:
             continue
         k = c.after["code"].strip()
         ref = f"default:{c.accounting_id}"
@@ -109,7 +127,7 @@ def oracle(history: list[Change | tuple[str, str] | None]) -> dict[int, dict[str
 
 
 async def run(
-    crm: MemoryCrm, history: list[Change | tuple[str, str] | None], table: dict[str, Any],
+    crm: MemoryCrm, history: list[Item], table: dict[str, Any],
     positions: dict[str, Any],
 ) -> None:
     cache = CodeCache(table, "default")
@@ -119,7 +137,11 @@ async def run(
         cache.mark_seeded()
     engine = SinkEngine(crm, cache, positions, retry=RetryPolicy(0.001, 0.002))
     batch: list[SyncIntent] = []
+    scope = DEFAULT_SCOPE
     for item in [*history, None]:
+        if isinstance(item, tuple) and item[0] == "scope":
+            scope = SyncScope(branches=item[1])  # decided from the next change on
+            continue
         if item is None or isinstance(item, tuple):
             await engine.apply_batch(batch)
             batch = []
@@ -128,7 +150,7 @@ async def run(
             if isinstance(item, tuple) and not any(k == code_key(item[1]) for k in keys):
                 crm.add(item[1].strip())
             continue
-        decided = classify(item, DEFAULT_SCOPE)
+        decided = classify(item, scope)
         if isinstance(decided, SyncIntent):
             batch.append(decided)
 
@@ -152,7 +174,7 @@ def test_random_histories_follow_the_rules(ops: list[tuple[Any, ...]], seed: int
     ids_before = set(crm.records)
     writes = crm.writes
     # replaying the same history costs zero CRM writes and changes nothing
-    replayed = [item for item in history if not isinstance(item, tuple)]
+    replayed = [item for item in history if not (isinstance(item, tuple) and item[0] == "sales")]
     asyncio.run(run(crm, replayed, table, positions))
     assert crm.writes == writes
     assert set(crm.records) == ids_before
