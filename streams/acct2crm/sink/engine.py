@@ -39,7 +39,6 @@ class Applied:
     action: Action
     reason: str
     crm_id: int | None = None
-    wrote: bool = False
 
 
 class SinkEngine:
@@ -107,7 +106,7 @@ class SinkEngine:
                 if key != code_key(record.code):
                     self._cache.forget_if(key, record.id)
             self._positions.record(intent.tenant, intent.accounting_id, intent.position)
-            return Applied(intent, decision.action, decision.reason, record.id, wrote=True)
+            return Applied(intent, decision.action, decision.reason, record.id)
         return Applied(
             intent, Action.FAILED, f"the CRM's records kept changing over {MAX_ROUNDS} tries"
         )
