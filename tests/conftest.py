@@ -46,7 +46,6 @@ from confluent_kafka import Consumer, TopicPartition
 from psycopg.rows import dict_row
 from testcontainers.compose import DockerCompose
 
-from acct2crm.connect import operations
 from acct2crm.settings import Settings, get_settings, reset_settings
 from acct2crm.stack import lifecycle, report
 from tests.support.sync import Pipeline
@@ -134,11 +133,23 @@ def _wait_docker_healthy(settings: Settings, timeout_s: float = 300.0) -> None:
 
 
 def _start_docker(settings: Settings) -> StackHandle:
-    compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml", wait=True)
+    # the tests drive CRM outages through /admin/faults; the compose file's own
+    # `connectors` service applies the connector from inside the Docker network
+    # (applied from here it would point Debezium at this host's loopback)
+    os.environ["ACCT2CRM_REFCRM_FAULT_INJECTION"] = "true"
+    compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml", wait=False)
     compose.start()
     _wait_docker_healthy(settings)
-    operations.apply(settings)
+    _wait_connector_running(settings)
     return StackHandle(settings=settings, kind="docker", _compose=compose)
+
+
+def _wait_connector_running(settings: Settings, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while report.connector_state(settings).get("state") != "RUNNING":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"connector not RUNNING: {report.connector_state(settings)}")
+        time.sleep(2)
 
 
 @pytest.fixture(scope="session")
