@@ -47,11 +47,14 @@ def test_rows_present_before_a_connector_started_do_not_touch_the_crm(
     pipe.results([row], 1)
     writes = pipe.crm_writes()
     [definition] = load(stack_settings)
-    probe = "acct2crm-snapshot-probe"
+    # a new name each run: Connect remembers a connector's offsets by name, and a
+    # probe that already snapshotted once would not snapshot again
+    suffix = code.lower()
+    probe, slot = f"acct2crm-snapshot-probe-{suffix}", f"acct2crm_probe_{suffix}"
     config = {
         **definition.config,
         "snapshot.mode": "initial_only",
-        "slot.name": "acct2crm_snapshot_probe",
+        "slot.name": slot,
         # its own JMX name, or Debezium waits a minute for the main connector's to free up
         "custom.metric.tags": "probe=snapshot",
     }
@@ -62,7 +65,7 @@ def test_rows_present_before_a_connector_started_do_not_touch_the_crm(
     finally:
         connect.delete(f"/connectors/{probe}")
         connect.close()
-        _drop_slot(stack_settings, "acct2crm_snapshot_probe")
+        _drop_slot(stack_settings, slot)
     snapshot = [r for r in results if r["op"] == "r"]
     assert snapshot and snapshot[0]["action"] == "ignored_snapshot"
     assert pipe.crm_writes() == writes
