@@ -160,9 +160,7 @@ def up(
 
     # JVMs and the CRM warm up in the background while PostgreSQL starts
     run.launch(table["kafka"])
-    crm_present = table["crm"].external or python_services.crm_available()
-    if crm_present:
-        run.launch(table["crm"])
+    run.launch(table["crm"])
     run.launch(table["postgres"])
     run.await_healthy(table["postgres"])
     postgres.provision(settings, paths)
@@ -180,18 +178,11 @@ def up(
     except ConnectError as exc:
         raise StackError(str(exc)) from exc
 
-    if crm_present:
-        run.await_healthy(table["crm"])
-    else:
-        run.pids["crm"] = None
-        echo("crm: not available yet (no acct2crm.refcrm module); skipped")
+    run.await_healthy(table["crm"])
 
     if not with_worker:
         echo("worker: not started (--no-worker)")
         run.pids.setdefault("worker", read_pid(paths.pid_file("worker")))
-    elif not python_services.worker_available():
-        echo("worker: not available yet (no `acct2crm worker` command); skipped")
-        run.pids["worker"] = None
     else:
         run.launch(table["worker"])
         run.await_healthy(table["worker"])

@@ -7,16 +7,13 @@ stack started with overrides (tests) runs its children with the same ones.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sys
 from pathlib import Path
 
 import httpx
-import typer.main
 from pydantic import SecretStr
 
-from acct2crm.cli import app
 from acct2crm.settings import Settings
 from acct2crm.stack.paths import StackPaths
 from acct2crm.stack.processes import spawn, write_pid
@@ -49,45 +46,24 @@ def crm_command(fault_injection: bool) -> list[str]:
     return [*argv, "--fault-injection"] if fault_injection else argv
 
 
-def start_crm(settings: Settings, paths: StackPaths, fault_injection: bool) -> int:
+def _start(settings: Settings, paths: StackPaths, name: str, argv: list[str]) -> int:
     pid = spawn(
-        crm_command(fault_injection),
-        log_file=paths.log_file("crm"),
-        extra_env=settings_env(settings),
-        cwd=paths.home,
+        argv, log_file=paths.log_file(name), extra_env=settings_env(settings), cwd=paths.home
     )
-    write_pid(paths.pid_file("crm"), pid)
+    write_pid(paths.pid_file(name), pid)
     return pid
+
+
+def start_crm(settings: Settings, paths: StackPaths, fault_injection: bool) -> int:
+    return _start(settings, paths, "crm", crm_command(fault_injection))
 
 
 def crm_healthy(settings: Settings, paths: StackPaths) -> bool:
     return _http_ok(f"{settings.crm_url}/healthz")
 
 
-def crm_available() -> bool:
-    """The reference CRM module is installed (another part of the project)."""
-    try:
-        return importlib.util.find_spec("acct2crm.refcrm.__main__") is not None
-    except ModuleNotFoundError:  # not even the acct2crm.refcrm package yet
-        return False
-
-
-def worker_available() -> bool:
-    """True once the CLI has a ``worker`` command: then ``up`` simply starts it."""
-    group = typer.main.get_command(app)
-    commands = getattr(group, "commands", {})
-    return "worker" in commands
-
-
 def start_worker(settings: Settings, paths: StackPaths) -> int:
-    pid = spawn(
-        [sys.executable, "-m", "acct2crm.cli", "worker"],
-        log_file=paths.log_file("worker"),
-        extra_env=settings_env(settings),
-        cwd=paths.home,
-    )
-    write_pid(paths.pid_file("worker"), pid)
-    return pid
+    return _start(settings, paths, "worker", [sys.executable, "-m", "acct2crm.cli", "worker"])
 
 
 def worker_healthy(settings: Settings, paths: StackPaths) -> bool:
