@@ -6,7 +6,13 @@ work, so the same operations are callable from tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from acct2crm.settings import Settings
 
 app = typer.Typer(
     name="acct2crm",
@@ -212,14 +218,12 @@ def bench(
         typer.echo(line)
 
 
-def _with_worker_stopped(settings: object, action: object) -> bool:
+def _with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
     """Stop the local stack's worker (if it runs), do ``action``, start it again."""
-    from acct2crm.settings import Settings
     from acct2crm.stack import python_services
     from acct2crm.stack.paths import StackPaths
     from acct2crm.stack.processes import read_pid, stop
 
-    assert isinstance(settings, Settings) and callable(action)
     paths = StackPaths.of(settings)
     pid = read_pid(paths.pid_file("worker"))
     if pid is not None:

@@ -12,8 +12,9 @@ always; ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}``
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -111,21 +112,33 @@ async def get_customer(request: Request, crm: CrmState) -> Response:
     return JSONResponse(record)
 
 
-async def create_customer(request: Request, crm: CrmState) -> Response:
+async def _validated_write(
+    request: Request,
+    crm: CrmState,
+    validate: Callable[[Any], dict[str, Any]],
+    store: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> tuple[Response | None, dict[str, Any] | None]:
+    """Parse, validate and store one write: (the error answer, or None; the stored record)."""
     try:
         body = await json_body(request)
     except InvalidFields as exc:
         crm.stats.add("rejected")
-        return invalid(exc.errors, 400)
+        return invalid(exc.errors, 400), None
     try:
-        values = validate_create(body)
-        record = await run_in_threadpool(crm.store.create, values)
+        return None, await run_in_threadpool(store, validate(body))
     except InvalidFields as exc:
         crm.stats.add("rejected")
-        return invalid(exc.errors)
+        return invalid(exc.errors), None
     except CodeTaken as exc:
         crm.stats.add("conflicts")
-        return conflict(exc)
+        return conflict(exc), None
+
+
+async def create_customer(request: Request, crm: CrmState) -> Response:
+    failure, record = await _validated_write(request, crm, validate_create, crm.store.create)
+    if failure is not None:
+        return failure
+    assert record is not None
     crm.stats.add("writes", "creates")
     return JSONResponse(
         record, status_code=201, headers={"Location": f"/api/customers/{record['id']}"}
@@ -134,20 +147,11 @@ async def create_customer(request: Request, crm: CrmState) -> Response:
 
 async def patch_customer(request: Request, crm: CrmState) -> Response:
     customer_id = record_id(request)
-    try:
-        body = await json_body(request)
-    except InvalidFields as exc:
-        crm.stats.add("rejected")
-        return invalid(exc.errors, 400)
-    try:
-        values = validate_patch(body)
-        record = await run_in_threadpool(crm.store.update, customer_id, values)
-    except InvalidFields as exc:
-        crm.stats.add("rejected")
-        return invalid(exc.errors)
-    except CodeTaken as exc:
-        crm.stats.add("conflicts")
-        return conflict(exc)
+    failure, record = await _validated_write(
+        request, crm, validate_patch, partial(crm.store.update, customer_id)
+    )
+    if failure is not None:
+        return failure
     if record is None:
         crm.stats.add("not_found")
         return error(404, f"customer {customer_id} not found")
