@@ -15,15 +15,16 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-# reinstalled only when the project's dependencies change; pip's cache is reused
-$(VENV)/.installed: pyproject.toml
+# the product (.) and the workbench (stack/: local stack, reference CRM), editable;
+# reinstalled only when their dependencies change; pip's cache is reused
+$(VENV)/.installed: pyproject.toml stack/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./stack
 	@touch $@
 
 # Maven resolves into ~/.m2 and the acct2crm jar cache; both are reused by later runs
 jars: venv
-	$(BIN)/python -m acct2crm.stack.jars
+	$(BIN)/python -m devstack.jars
 
 demo: install
 	$(BIN)/acct2crm demo

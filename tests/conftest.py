@@ -5,7 +5,7 @@ ports (the defaults + 100), set in the environment here, before any Settings
 are read, so a developer's own ``acct2crm up`` stack is never touched. The
 reference CRM runs with fault injection on. When a Docker engine answers, the
 stack comes from docker-compose.yml through testcontainers; otherwise the
-native stack is started (``acct2crm.stack.lifecycle.up``). Nothing here skips
+native stack is started (``devstack.lifecycle.up``). Nothing here skips
 a test because a service is missing: a stack that cannot start fails loudly.
 The stack is brought down at the end unless ``ACCT2CRM_KEEP_STACK=1``.
 
@@ -46,8 +46,9 @@ from confluent_kafka import Consumer, TopicPartition
 from psycopg.rows import dict_row
 from testcontainers.compose import DockerCompose
 
+from acct2crm import status_report as report
 from acct2crm.settings import Settings, get_settings, reset_settings
-from acct2crm.stack import lifecycle, report
+from devstack import lifecycle
 from tests.support.sync import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]

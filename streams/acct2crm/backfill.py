@@ -1,7 +1,7 @@
 """``acct2crm backfill``: apply R1 to every in-scope row that exists now.
 
 Rows that existed before the connector started are left alone by default
-(SPEC: created when next edited). On request, this reads them in one
+(docs/rules.md: created when next edited). On request, this reads them in one
 consistent snapshot and sends them to the sink as inserts carrying the WAL
 position of that snapshot, so a newer live change of the same row always
 wins and running backfill twice writes nothing the second time.

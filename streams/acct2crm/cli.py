@@ -1,4 +1,4 @@
-"""The ``acct2crm`` command line (contract: SPEC section 4).
+"""The ``acct2crm`` command line (contract: docs/contract.md).
 
 Each command only parses options and delegates to the module that does the
 work, so the same operations are callable from tests.
@@ -62,7 +62,7 @@ def history(
     history_table(code, records)
 
 
-scope_app = typer.Typer(help="Show or change which accounting rows are synced (SPEC section 3).")
+scope_app = typer.Typer(help="Show or change which accounting rows are synced (the sync scope).")
 app.add_typer(scope_app, name="scope")
 
 
@@ -173,111 +173,12 @@ def replay(
 
 
 @app.command()
-def demo(
-    timeout: float = typer.Option(180.0, help="Seconds to wait for the results."),
-) -> None:
-    """Start the local stack if needed, run scripted accounting changes, show the outcome."""
-    from acct2crm import demo as job
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-    from acct2crm.stack import lifecycle
-    from acct2crm.views import console, crm_table, results_table
-
-    settings = get_settings()
-    try:
-        lifecycle.up(settings, echo=lambda line: console.print(f"[dim]{line}[/]"))
-        outcome = job.run(settings, echo=console.print, timeout_s=timeout)
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-    results_table(f"Results of demo run {outcome['tag']} (commit order)", outcome["results"])
-    crm_table(f"CRM customers of demo run {outcome['tag']}", outcome["crm"])
-    missing = outcome["expected"] - len(outcome["results"])
-    if missing:
-        console.print(
-            f"[bold red]{missing} change(s) have no result yet[/]: see `acct2crm status` "
-            f"and the worker log under {settings.home / 'logs'}"
-        )
-        raise typer.Exit(code=1)
-    console.print(
-        f"Every change has its result. Explore: `acct2crm history {outcome['tag']}-11`, "
-        "`acct2crm status`; stop everything with `acct2crm down`."
-    )
-
-
-@app.command()
-def bench(
-    changes: int = typer.Option(300, help="Inserts at a steady rate (latency)."),
-    rate: float = typer.Option(20.0, help="Inserts per second during the latency phase."),
-    burst: int = typer.Option(300, help="Inserts committed at once (throughput)."),
-) -> None:
-    """Measure commit → CRM latency and drain throughput on the running local stack."""
-    from acct2crm import bench as job
-    from acct2crm.settings import get_settings
-
-    for line in job.run(get_settings(), changes, rate, burst).lines():
-        typer.echo(line)
-
-
-def _with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
-    """Stop the local stack's worker (if it runs), do ``action``, start it again."""
-    from acct2crm.stack import python_services
-    from acct2crm.stack.paths import StackPaths
-    from acct2crm.stack.processes import read_pid, stop
-
-    paths = StackPaths.of(settings)
-    pid = read_pid(paths.pid_file("worker"))
-    if pid is not None:
-        stop(pid)
-    action()
-    if pid is None:
-        return False
-    python_services.start_worker(settings, paths)
-    return True
-
-
-# ---------------------------------------------------------- the local stack
-
-
-@app.command()
-def up(
-    crm_fault_injection: bool = typer.Option(
-        False, "--crm-fault-injection", help="Let tests break the reference CRM (/admin/faults)."
-    ),
-    no_worker: bool = typer.Option(False, "--no-worker", help="Start everything but the worker."),
-) -> None:
-    """Start the local stack (PostgreSQL, Kafka, Connect + Debezium, CRM, worker); idempotent."""
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-    from acct2crm.stack import lifecycle
-
-    try:
-        lifecycle.up(
-            get_settings(), crm_fault_injection=crm_fault_injection, with_worker=not no_worker
-        )
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-
-
-@app.command()
-def down() -> None:
-    """Stop every process the local stack started, by pid, in reverse order; idempotent."""
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-    from acct2crm.stack import lifecycle
-
-    try:
-        lifecycle.down(get_settings())
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-
-
-@app.command()
 def status(
-    as_json: bool = typer.Option(False, "--json", help="The stable JSON form (SPEC section 4)."),
+    as_json: bool = typer.Option(False, "--json", help="The stable JSON form (docs/contract.md)."),
 ) -> None:
     """Endpoints, services with their pids, connector state, lag, counts, last failures."""
+    from acct2crm import status_report as report
     from acct2crm.settings import get_settings
-    from acct2crm.stack import report
 
     found = report.collect(get_settings())
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
@@ -330,7 +231,29 @@ def connectors_restart() -> None:
         raise _fail(exc) from exc
 
 
+def _with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
+    """Stop the local stack's worker (if one runs), do ``action``, start it again.
+
+    Without a local stack the operator stops the workers; ``rewind`` refuses
+    while the worker group still has members.
+    """
+    from acct2crm.local_stack import find_local_stack
+
+    stack = find_local_stack()
+    stopped = stack is not None and stack.stop_worker(settings)
+    action()
+    if stack is None or not stopped:
+        return False
+    stack.start_worker(settings)
+    return True
+
+
 def main() -> None:
+    from acct2crm.local_stack import find_local_stack
+
+    stack = find_local_stack()
+    if stack is not None:
+        stack.register_commands(app)
     app()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.records.avro import avro_type
@@ -17,6 +18,11 @@ def producer(settings: Settings) -> Producer:
     return Producer(
         {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
     )
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    # log_level 3 keeps librdkafka's connection-refused chatter off stderr
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 3})
 
 
 def flush(p: Producer, timeout_s: float = 30.0) -> None:

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}.accounting.customer"
 
     @property
+    def connect_secrets_file(self) -> Path:
+        """Properties file Connect's FileConfigProvider reads the database password from."""
+        return self.home / "secrets" / "connect.properties"
+
+    @property
     def effective_scope_file(self) -> Path:
         return self.scope_file or self.home / "scope.toml"
 

@@ -16,9 +16,9 @@ import pytest
 
 from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
-from acct2crm.stack import lifecycle
-from acct2crm.stack.paths import StackPaths
-from acct2crm.stack.processes import read_pid
+from devstack import lifecycle
+from devstack.paths import StackPaths
+from devstack.processes import read_pid
 from tests.support.sync import Pipeline, unique_tag
 
 pytestmark = pytest.mark.integration

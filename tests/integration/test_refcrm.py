@@ -1,6 +1,6 @@
-"""The reference CRM over real HTTP: every route and status code of SPEC section 4.
+"""The reference CRM over real HTTP: every route and status code of docs/contract.md.
 
-The service is started as the stack starts it, ``python -m acct2crm.refcrm
+The service is started as the stack starts it, ``python -m refcrm
 --fault-injection``, on a free port with its own SQLite file, once for the
 module. Codes are unique per test so tests do not depend on each other.
 """
@@ -30,7 +30,7 @@ NORMAL = {"down": False, "error_rate": 0, "latency_ms": 0, "rate_limit_per_s": 0
 
 # ------------------------------------------------------------------ service
 class Service:
-    """One ``python -m acct2crm.refcrm`` process."""
+    """One ``python -m refcrm`` process."""
 
     def __init__(self, db: Path, log: Path, *extra: str) -> None:
         self.port = _free_port()
@@ -38,7 +38,7 @@ class Service:
         env = {**os.environ, "ACCT2CRM_CRM_TOKEN": TOKEN}
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "acct2crm.refcrm", "--port", str(self.port), "--db", str(db),
+            [sys.executable, "-m", "refcrm", "--port", str(self.port), "--db", str(db),
              *extra],
             env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )

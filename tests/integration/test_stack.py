@@ -22,8 +22,8 @@ import pytest
 
 from acct2crm.connect.config import load
 from acct2crm.settings import Settings
-from acct2crm.stack.paths import StackPaths
-from acct2crm.stack.processes import is_alive, port_open, read_pid
+from devstack.paths import StackPaths
+from devstack.processes import is_alive, port_open, read_pid
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The cases under SPEC section 1's table that need more than one rule row:
+"""The cases under the rules table (docs/rules.md) that need more than one rule row:
 snapshot rows, replays, backfill, bad input. Real stack throughout."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC section 1 through the real stack: PostgreSQL → Debezium → Kafka → worker → CRM.
+"""docs/rules.md through the real stack: PostgreSQL → Debezium → Kafka → worker → CRM.
 
 One test per rule row and per case under the table. Each test uses codes of
 its own so the tests share one running stack in any order.

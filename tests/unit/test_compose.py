@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from acct2crm.settings import Settings
+from devstack.paths import ACCOUNTING_SQL
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -113,7 +114,7 @@ def test_postgres_is_official_with_logical_wal_and_the_accounting_sql(
     assert "wal_level=logical" in command_of(postgres)
     mounts = [str(v).split(":") for v in postgres["volumes"]]
     sql_mount = next(m for m in mounts if m[0].endswith(".sql"))
-    assert (REPO / sql_mount[0]).resolve() == REPO / "stack" / "sql" / "accounting.sql"
+    assert (REPO / sql_mount[0]).resolve() == ACCOUNTING_SQL
     assert sql_mount[1].startswith("/docker-entrypoint-initdb.d/")
     assert postgres["environment"]["POSTGRES_DB"] == default("pg_database")
     assert postgres["environment"]["POSTGRES_USER"] == default("pg_user")
@@ -142,11 +143,14 @@ def test_connect_is_debezium_at_the_native_version(services: dict[str, Any]) -> 
 
 
 def test_crm_and_worker_are_built_from_the_project_dockerfile(services: dict[str, Any]) -> None:
-    for name in ("crm", "worker", "connectors"):
-        assert services[name]["build"] == ".", name
-        assert services[name]["image"] == services["crm"]["image"]
+    # the worker's image is the product alone; the reference CRM has an image of its own
+    for name in ("worker", "connectors"):
+        assert services[name]["build"] == {"context": ".", "target": "product"}, name
+        assert services[name]["image"] == services["worker"]["image"]
+    assert services["crm"]["build"] == {"context": ".", "target": "refcrm"}
+    assert services["crm"]["image"] != services["worker"]["image"]
     crm = command_of(services["crm"])
-    assert crm[:3] == ["python", "-m", "acct2crm.refcrm"]
+    assert crm[:3] == ["python", "-m", "refcrm"]
     assert "--fault-injection" not in crm, "fault injection is never on in a default run"
     assert crm[crm.index("--port") + 1] == "58080"
     assert command_of(services["worker"]) == ["acct2crm", "worker"]
@@ -169,11 +173,21 @@ def test_services_share_the_acct2crm_settings(services: dict[str, Any]) -> None:
         assert not unknown, f"{name}: variables no setting reads: {unknown}"
 
 
-def test_dockerfile_is_python_311_slim_installing_the_project() -> None:
+def dockerfile_stages() -> dict[str, str]:
+    """Each ``FROM ... AS name`` stage of the Dockerfile and its text."""
     text = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert re.search(r"^RUN pip install \.$", text, re.MULTILINE)
-    for folder in ("schemas", "connectors", "stack/sql"):
-        assert f"COPY {folder} " in text, folder
+    parts = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
+    return {part.split("\n", 1)[0].split(" AS ")[-1].strip(): "FROM " + part for part in parts}
+
+
+def test_dockerfile_product_image_carries_the_product_alone() -> None:
+    stages = dockerfile_stages()
+    assert set(stages) == {"base", "refcrm", "product"}
+    assert re.search(r"^FROM python:3\.11-slim AS base$", stages["base"], re.MULTILINE)
+    assert "COPY streams ./streams" in stages["base"]
+    assert re.search(r"^RUN pip install \.", stages["base"], re.MULTILINE)
+    # the workbench (stack/: local stack launcher, reference CRM) only in the CRM's image
+    assert "stack" not in stages["base"] and "stack" not in stages["product"]
+    assert "COPY stack ./stack" in stages["refcrm"]
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".acct2crm", ".acct2crm-test", ".venv"} <= set(ignored)

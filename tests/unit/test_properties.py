@@ -1,6 +1,6 @@
 """Property-based: random accounting histories against an in-memory CRM.
 
-The oracle below applies SPEC section 1 literally, one change at a time, to a
+The oracle below applies docs/rules.md literally, one change at a time, to a
 plain dict; the system under test is classify → decide → sink, in batches
 whose lanes run concurrently with random interleaving.
 """
@@ -84,7 +84,7 @@ def build_history(ops: list[tuple[Any, ...]]) -> list[Item]:
 
 
 def oracle(history: list[Item]) -> dict[int, dict[str, Any]]:
-    """SPEC section 1 applied literally, change by change, to a dict of CRM records."""
+    """docs/rules.md applied literally, change by change, to a dict of CRM records."""
     crm: dict[int, dict[str, Any]] = {}
     next_id = 1
 

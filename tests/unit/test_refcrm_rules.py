@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acct2crm.refcrm.codes import code_key, stored_code
-from acct2crm.refcrm.ratelimit import TokenBucket, retry_after_header
-from acct2crm.refcrm.store import CodeTaken, CustomerStore
-from acct2crm.refcrm.validation import InvalidFields, validate_create, validate_patch
+from refcrm.codes import code_key, stored_code
+from refcrm.ratelimit import TokenBucket, retry_after_header
+from refcrm.store import CodeTaken, CustomerStore
+from refcrm.validation import InvalidFields, validate_create, validate_patch
 
 VIETNAMESE = "ĐđẤấẦầẬậỄễỆệỨứỮữỰựƠơƯưÂâĂăÊêÔô"
 code_text = st.text(alphabet=string.ascii_letters + string.digits + VIETNAMESE + "-_.",

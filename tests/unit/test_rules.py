@@ -1,4 +1,4 @@
-"""Every row of SPEC section 1's rules table, and the cases under it, decided purely."""
+"""Every row of the rules table (docs/rules.md), and the cases under it, decided purely."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every topic the app reads or writes has ONE partition per tenant: the rules
 depend on codes, codes move between rows, so one tenant's changes must be
-decided and applied in commit order (DESIGN.md, "Order across rows").
+decided and applied in commit order (docs/design.md, "Order across rows").
 """
 
 from __future__ import annotations

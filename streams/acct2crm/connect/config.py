@@ -1,4 +1,4 @@
-"""Connector definitions: JSON files with ``${acct2crm:NAME}`` placeholders.
+"""Connector definitions: JSON templates with ``${acct2crm:NAME}`` placeholders.
 
 Rendering is pure so it is testable without Connect; secrets are never
 rendered in, they stay ``${file:...}`` references resolved inside Connect.
@@ -10,11 +10,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from acct2crm.errors import ConfigError
+from acct2crm.package_data import connector_templates
 from acct2crm.settings import Settings
-from acct2crm.stack.paths import CONNECTORS_DIR, StackPaths
 
 PLACEHOLDER = re.compile(r"\$\{acct2crm:([a-z_]+)\}")
 
@@ -36,7 +36,7 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
         "pg_slot": settings.pg_slot,
         "topic_prefix": settings.topic_prefix,
         "tenant": settings.tenant,
-        "secrets_file": str(StackPaths.of(settings).connect_secrets),
+        "secrets_file": str(settings.connect_secrets_file),
     }
 
 
@@ -63,12 +63,14 @@ def parse(document: object, source: str, values: Mapping[str, str]) -> Connector
     return ConnectorDefinition(name=render(name, values), config=rendered)
 
 
-def load(settings: Settings, folder: Path = CONNECTORS_DIR) -> list[ConnectorDefinition]:
-    """Every connector in ``folder``, placeholders filled from the settings."""
+def load(
+    settings: Settings, templates: list[Traversable] | None = None
+) -> list[ConnectorDefinition]:
+    """Every connector template (the packaged ones by default), filled from the settings."""
     values = placeholder_values(settings)
-    files = sorted(folder.glob("*.json"))
+    files = connector_templates() if templates is None else templates
     if not files:
-        raise ConfigError(f"no connector definition (*.json) in {folder}")
+        raise ConfigError("no connector template (*.json) found")
     definitions = []
     for path in files:
         try:

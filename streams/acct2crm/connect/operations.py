@@ -13,10 +13,9 @@ from typing import Any
 
 from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import ConnectorDefinition, load
+from acct2crm.connect.secrets import write_connect_secrets
 from acct2crm.errors import ConnectError
 from acct2crm.settings import Settings
-from acct2crm.stack.paths import StackPaths
-from acct2crm.stack.secrets import write_connect_secrets
 
 RUNNING_TIMEOUT_S = 120.0
 
@@ -101,7 +100,7 @@ def wait_running(
 
 def apply(settings: Settings, timeout_s: float = RUNNING_TIMEOUT_S) -> list[ApplyResult]:
     """Apply every definition in connectors/ and wait until each runs."""
-    write_connect_secrets(settings, StackPaths.of(settings))
+    write_connect_secrets(settings)
     results = []
     with ConnectClient(settings.connect_url) as client:
         for definition in load(settings):

@@ -1,4 +1,4 @@
-"""The CRM's REST API (SPEC section 4) over httpx, errors mapped to our hierarchy.
+"""The CRM's REST API (docs/contract.md) over httpx, errors mapped to our hierarchy.
 
 The HTTP client is injected: httpx ``MockTransport`` in unit tests, the real
 reference CRM in integration tests, a real CRM in production.

@@ -10,17 +10,15 @@ from __future__ import annotations
 import io
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 from acct2crm.errors import DecodeError
-from acct2crm.settings import PROJECT_ROOT
+from acct2crm.package_data import schema_text
 
 MARKER = b"\xc3\x01"
-SCHEMA_DIR = PROJECT_ROOT / "schemas"
 # named types other schemas refer to, loaded first
 _SHARED = ("position",)
 
@@ -34,8 +32,7 @@ def _named_types() -> dict[str, Any]:
 
 
 def _load(name: str) -> Any:
-    path = SCHEMA_DIR / f"{name}.avsc"
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    return json.loads(schema_text(name))
 
 
 class AvroType:

@@ -95,7 +95,7 @@ def dead_letter_record(
 
 
 def result_as_json(record: dict[str, Any]) -> dict[str, Any]:
-    """A decoded result in the JSON shape of SPEC section 2 (for status and the CLI)."""
+    """A decoded result in the JSON shape of docs/rules.md, "Results" (for status and the CLI)."""
     out = dict(record)
     applied = out.get("applied_at")
     if isinstance(applied, datetime):

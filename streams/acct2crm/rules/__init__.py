@@ -1,4 +1,4 @@
-"""The business rules of SPEC section 1, as pure functions.
+"""The business rules of docs/rules.md, as pure functions.
 
 Nothing here imports Faust, Kafka or HTTP: the rules are decided from plain
 values so they can be tested exhaustively. ``classify`` settles everything

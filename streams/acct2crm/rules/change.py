@@ -36,7 +36,7 @@ class Op(StrEnum):
 
 
 class Action(StrEnum):
-    """The result actions of SPEC section 2."""
+    """The result actions of docs/rules.md, "Results"."""
 
     CREATED = "created"
     UPDATED = "updated"

@@ -1,4 +1,4 @@
-"""Where each rule of SPEC section 1 is decided.
+"""Where each rule of docs/rules.md is decided.
 
 Two steps, both pure:
 

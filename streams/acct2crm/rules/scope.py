@@ -1,4 +1,4 @@
-"""Sync scope (SPEC section 3): which rows the operator has set up to sync.
+"""Sync scope (docs/rules.md, "Sync scope"): which rows the operator has set up to sync.
 
 The scope is data (parsed from the operator's TOML file) and ``in_scope`` is a
 pure test on a row, so a scope change applies to the next change decided.

@@ -1,0 +1,104 @@
+"""The local Kafka: one KRaft node that is both broker and controller.
+
+Everything is sized for one machine: one partition per topic by default,
+replication factor 1 for every internal topic, loopback listeners only.
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import subprocess
+import uuid
+
+from acct2crm.errors import StackError
+from acct2crm.kafka_io import admin_client
+from acct2crm.settings import Settings
+from devstack.java import java_command
+from devstack.paths import StackPaths
+from devstack.processes import port_open, spawn, write_pid
+
+STOP_SIGNAL = signal.SIGTERM
+FORMAT_TIMEOUT_S = 180.0
+
+
+def server_properties(settings: Settings, paths: StackPaths) -> str:
+    """The broker's configuration (pure: same settings, same text)."""
+    broker = f"127.0.0.1:{settings.kafka_port}"
+    controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": controller,
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(paths.kafka_data),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "5",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "auto.create.topics.enable": "true",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.retention.hours": "168",
+    }
+    header = "# written by acct2crm up; edits are overwritten\n"
+    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID, URL-safe base64 without padding."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def prepare(settings: Settings, paths: StackPaths) -> None:
+    """Write the configuration; format the storage once (KRaft, standalone)."""
+    paths.kafka_dir.mkdir(parents=True, exist_ok=True)
+    paths.kafka_config.write_text(server_properties(settings, paths))
+    if (paths.kafka_data / "meta.properties").exists():
+        return
+    argv = java_command(
+        settings, paths, "kafka.tools.StorageTool", "format", "--standalone",
+        "-t", new_cluster_id(), "-c", str(paths.kafka_config),
+    )
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StackError("Kafka storage format did not finish in time") from exc
+    if done.returncode != 0:
+        output = (done.stderr + done.stdout).strip().splitlines()
+        raise StackError(f"Kafka storage format failed: {output[-1] if output else 'no output'}")
+
+
+def start(settings: Settings, paths: StackPaths) -> int:
+    argv = java_command(settings, paths, "kafka.Kafka", str(paths.kafka_config))
+    pid = spawn(argv, log_file=paths.log_file("kafka"), cwd=paths.kafka_dir)
+    write_pid(paths.pid_file("kafka"), pid)
+    return pid
+
+
+def healthy(settings: Settings, paths: StackPaths) -> bool:
+    """The broker answers a metadata request."""
+    if settings.kafka_bootstrap_override is None and not port_open(settings.kafka_port):
+        return False
+    try:
+        metadata = admin_client(settings).list_topics(timeout=3)
+    except Exception:  # any client failure means "not yet"
+        return False
+    return bool(metadata.brokers)

@@ -1,0 +1,72 @@
+"""The local Kafka Connect worker (distributed mode) with the Debezium plugin."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from acct2crm.settings import Settings
+from devstack.java import java_command
+from devstack.paths import StackPaths
+from devstack.processes import port_open, spawn, write_pid
+
+STOP_SIGNAL = signal.SIGTERM
+
+
+def worker_properties(settings: Settings, paths: StackPaths) -> str:
+    """Connect's worker configuration (pure)."""
+    lines = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": f"{settings.topic_prefix}-connect",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+        "config.storage.topic": f"{settings.topic_prefix}-connect-configs",
+        "config.storage.replication.factor": "1",
+        "offset.storage.topic": f"{settings.topic_prefix}-connect-offsets",
+        "offset.storage.replication.factor": "1",
+        "offset.storage.partitions": "1",
+        "status.storage.topic": f"{settings.topic_prefix}-connect-status",
+        "status.storage.replication.factor": "1",
+        "status.storage.partitions": "1",
+        "offset.flush.interval.ms": "5000",
+        "listeners": f"http://127.0.0.1:{settings.connect_port}",
+        "rest.advertised.host.name": "127.0.0.1",
+        "rest.advertised.port": str(settings.connect_port),
+        "plugin.path": str(paths.plugin_path),
+        "plugin.discovery": "service_load",
+        "topic.creation.enable": "true",
+        "config.providers": "file",
+        "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+        "config.providers.file.param.allowed.paths": str(paths.secrets_dir),
+    }
+    header = "# written by acct2crm up; edits are overwritten\n"
+    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def prepare(settings: Settings, paths: StackPaths) -> None:
+    paths.connect_dir.mkdir(parents=True, exist_ok=True)
+    paths.connect_config.write_text(worker_properties(settings, paths))
+
+
+def start(settings: Settings, paths: StackPaths) -> int:
+    argv = java_command(
+        settings, paths, "org.apache.kafka.connect.cli.ConnectDistributed",
+        str(paths.connect_config),
+    )
+    pid = spawn(argv, log_file=paths.log_file("connect"), cwd=paths.connect_dir)
+    write_pid(paths.pid_file("connect"), pid)
+    return pid
+
+
+def healthy(settings: Settings, paths: StackPaths) -> bool:
+    """The REST API answers the connector list (the herder has joined its group)."""
+    if settings.connect_url_override is None and not port_open(settings.connect_port):
+        return False
+    try:
+        answer = httpx.get(f"{settings.connect_url}/connectors", timeout=3.0)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200

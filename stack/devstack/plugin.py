@@ -1,0 +1,54 @@
+"""The workbench as the product sees it (entry point ``acct2crm.local_stack``).
+
+``acct2crm`` looks this object up at start: it adds ``up``, ``down``, ``demo``
+and ``bench`` to the CLI, reports the processes this stack started (with pids)
+for ``status``, and stops and starts the stack's worker around ``replay``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from acct2crm.settings import Settings
+from devstack import commands, python_services
+from devstack.lifecycle import services
+from devstack.paths import StackPaths
+from devstack.processes import read_pid, stop
+
+
+class DevStack:
+    """The native local stack under ``settings.home``."""
+
+    def register_commands(self, app: typer.Typer) -> None:
+        commands.register(app)
+
+    def service_states(self, settings: Settings) -> dict[str, dict[str, Any]]:
+        """``running`` (answers its health check), ``unhealthy`` (our process, not answering)
+        or ``stopped``; ``pid`` only for a process this stack started and that still runs."""
+        paths = StackPaths.of(settings)
+        states: dict[str, dict[str, Any]] = {}
+        for name, service in services(settings).items():
+            pid = None if service.external else read_pid(paths.pid_file(name))
+            if service.healthy(settings, paths):
+                state = "running"
+            elif pid is not None:
+                state = "unhealthy"
+            else:
+                state = "stopped"
+            states[name] = {"state": state, "pid": pid}
+        return states
+
+    def stop_worker(self, settings: Settings) -> bool:
+        pid = read_pid(StackPaths.of(settings).pid_file("worker"))
+        if pid is None:
+            return False
+        stop(pid)
+        return True
+
+    def start_worker(self, settings: Settings) -> None:
+        python_services.start_worker(settings, StackPaths.of(settings))
+
+
+LOCAL_STACK = DevStack()

@@ -1,0 +1,43 @@
+"""Secrets handed to Kafka Connect through its FileConfigProvider.
+
+The connector templates name ``${file:<this file>:key}`` instead of a
+password, so no secret sits in the repository, in Connect's config topic or in
+its REST answers. The file (``connect_secrets_file``) must be readable by the
+Connect worker: on one host it is written here, mode 600, before every apply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from acct2crm.settings import Settings
+
+
+def secret_values(settings: Settings) -> dict[str, str]:
+    return {
+        "pg_replication_password": settings.pg_replication_password.get_secret_value(),
+    }
+
+
+def write_connect_secrets(settings: Settings) -> Path:
+    """Write the secrets file readable by its owner only; its path."""
+    target = settings.connect_secrets_file
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(target.parent, 0o700)
+    staging = target.with_suffix(".tmp")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        for key, value in secret_values(settings).items():
+            handle.write(f"{key}={_escape(value)}\n")
+    os.chmod(staging, 0o600)
+    staging.replace(target)
+    return target
+
+
+def _escape(value: str) -> str:
+    """Java properties escaping for the characters that would change the meaning."""
+    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    for char in ("=", ":", "#", "!"):
+        out = out.replace(char, "\\" + char)
+    return out

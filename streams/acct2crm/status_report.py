@@ -1,0 +1,167 @@
+"""``acct2crm status``: endpoints, the state of every service, connector and progress.
+
+The JSON form is a contract (docs/contract.md): the endpoint keys, ``services``
+with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
+``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
+worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
+included in JSON on purpose (an operator needs it to call the CRM) and masked
+in the human form, which ends up in terminals and logs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import psycopg
+from confluent_kafka import KafkaException
+
+from acct2crm.connect.client import ConnectClient
+from acct2crm.connect.config import load
+from acct2crm.connect.operations import state_of
+from acct2crm.errors import Acct2CrmError
+from acct2crm.kafka_io import admin_client
+from acct2crm.local_stack import find_local_stack
+from acct2crm.progress import sync_progress
+from acct2crm.settings import Settings
+
+
+def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The local stack's own view (with pids) when one is installed, else endpoint probes."""
+    stack = find_local_stack()
+    if stack is not None:
+        return stack.service_states(settings)
+    return {name: {"state": state, "pid": None} for name, state in probe_all(settings).items()}
+
+
+def probe_all(settings: Settings) -> dict[str, str]:
+    """``running`` or ``unreachable`` for each service, from its endpoint alone."""
+    return {
+        "postgres": _state(_postgres_answers(settings)),
+        "kafka": _state(_kafka_answers(settings)),
+        "connect": _state(_http_ok(settings.connect_url)),
+        "crm": _state(
+            _http_ok(
+                f"{settings.crm_url}/api/customers?page=1&page_size=1",
+                headers={"Authorization": f"Bearer {settings.crm_token.get_secret_value()}"},
+            )
+        ),
+        "worker": _state(_http_ok(settings.status_url)),
+    }
+
+
+def _state(answers: bool) -> str:
+    return "running" if answers else "unreachable"
+
+
+def _postgres_answers(settings: Settings) -> bool:
+    try:
+        with psycopg.connect(settings.postgres_conninfo(), connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _kafka_answers(settings: Settings) -> bool:
+    try:
+        return bool(admin_client(settings).list_topics(timeout=3).brokers)
+    except KafkaException:
+        return False
+
+
+def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0, headers=headers).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def connector_state(settings: Settings) -> dict[str, Any]:
+    try:
+        definitions = load(settings)
+        with ConnectClient(settings.connect_url) as client:
+            return state_of(client, definitions[0].name).as_dict()
+    except Acct2CrmError as exc:
+        return {"name": None, "state": "UNREACHABLE", "tasks": [], "error": str(exc)}
+
+
+def progress(settings: Settings) -> tuple[int, dict[str, int], list[dict[str, Any]]]:
+    """Lag, counts per action and last failures, read from Kafka by the sync's progress module."""
+    found = sync_progress(settings)
+    counts = {str(action): int(n) for action, n in dict(found.counts).items()}
+    return int(found.lag), counts, [dict(item) for item in found.last_failures]
+
+
+def worker_view(settings: Settings) -> dict[str, Any]:
+    """What the worker says of itself: running, or waiting for the CRM and why."""
+    try:
+        answer = httpx.get(settings.status_url, timeout=2.0)
+        body = answer.json() if answer.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        return {"state": "unreachable"}
+    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded")
+    return {key: body.get(key) for key in keys}
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    lag, counts, failures = progress(settings)
+    return {
+        "postgres_dsn": settings.postgres_dsn,
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "connect_url": settings.connect_url,
+        "crm_url": settings.crm_url,
+        "crm_token": settings.crm_token.get_secret_value(),
+        "status_url": settings.status_url,
+        "services": service_states(settings),
+        "connector": connector_state(settings),
+        "lag": lag,
+        "counts": counts,
+        "last_failures": failures,
+        "sync": worker_view(settings),
+    }
+
+
+def as_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def mask(secret: str) -> str:
+    return secret[:2] + "..." + secret[-2:] if len(secret) > 8 else "****"
+
+
+def as_text(report: dict[str, Any]) -> str:
+    """The human form; the CRM token is masked."""
+    lines = [
+        f"postgres   {report['postgres_dsn']}",
+        f"kafka      {report['kafka_bootstrap']}",
+        f"connect    {report['connect_url']}",
+        f"crm        {report['crm_url']}  (token {mask(report['crm_token'])})",
+        f"status     {report['status_url']}",
+        "",
+    ]
+    for name, item in report["services"].items():
+        pid = f"pid {item['pid']}" if item["pid"] else ""
+        lines.append(f"  {name:<9} {item['state']:<10} {pid}".rstrip())
+    connector = report["connector"]
+    tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
+    lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
+    lines.append("")
+    sync = report.get("sync", {})
+    if sync.get("state") == "waiting_for_crm":
+        lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
+    elif sync.get("state") == "running":
+        lines.append(f"sync       running; scope: {sync.get('scope')}")
+    if sync.get("scope_error"):
+        lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
+    lines.append(f"lag {report['lag']}")
+    counts = report["counts"]
+    lines.append(
+        "counts " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none yet")
+    )
+    for failure in report["last_failures"]:
+        code = failure.get("code") or f"row {failure.get('accounting_id')}"
+        lines.append(f"  failed: {code} at {failure.get('applied_at')}: {failure.get('reason')}")
+    return "\n".join(lines)
