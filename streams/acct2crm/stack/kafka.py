@@ -101,7 +101,7 @@ def admin_client(settings: Settings) -> AdminClient:
 
 def healthy(settings: Settings, paths: StackPaths) -> bool:
     """The broker answers a metadata request."""
-    if settings.kafka_bootstrap_override is None and not port_open(settings.kafka_port):
+    if not settings.configured("kafka_bootstrap") and not port_open(settings.kafka_port):
         return False
     try:
         metadata = admin_client(settings).list_topics(timeout=3)
