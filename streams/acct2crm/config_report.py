@@ -37,7 +37,7 @@ def _shown(value: Any) -> Any:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    """The report as data: ``config_file``, ``settings`` (value, source, detail),
+    """The report as data: ``config_file``, ``settings`` (value, source, detail, secret),
     ``derived`` values, ``notes`` and ``unknown_env`` (variables naming no setting)."""
     where = origins(settings)
     rows: dict[str, dict[str, Any]] = {}
@@ -55,18 +55,21 @@ def collect(settings: Settings) -> dict[str, Any]:
     path = config_path()
     password_source, password_detail = where["pg_password"]
     password_from = password_source + (f" {password_detail}" if password_detail else "")
+    # the DSN itself is left to `status`: on the local stack it carries the password
     if settings.pg_is_local:
-        dsn_note = "postgres_dsn carries the local stack's password: it connects as printed"
+        dsn_note = (
+            "postgres_dsn (acct2crm status) carries the local stack's password, from "
+            f"{password_from}: it connects as printed"
+        )
     else:
         dsn_note = (
-            f"postgres_dsn is printed without a password ({settings.pg_host} is not this "
-            f"machine); the password is pg_password, from {password_from}"
+            f"postgres_dsn (acct2crm status) is printed without a password: {settings.pg_host} "
+            f"is not this machine; the password is pg_password, from {password_from}"
         )
     return {
         "config_file": str(path) if path is not None else None,
         "settings": rows,
         "derived": {
-            "postgres_dsn": settings.postgres_dsn,
             "status_url": settings.status_url,
             "change_topic": settings.change_topic,
             "scope_file_in_force": str(settings.effective_scope_file),
