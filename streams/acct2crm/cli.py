@@ -6,6 +6,7 @@ work, so the same operations are callable from tests.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ def _read_settings() -> None:
     from acct2crm.errors import ConfigError
     from acct2crm.settings import get_settings, reset_settings
 
+    if "--help" in sys.argv[1:]:
+        return  # a command's help needs no settings, even broken ones
     reset_settings()
     try:
         get_settings()
