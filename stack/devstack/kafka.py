@@ -95,7 +95,7 @@ def start(settings: Settings, paths: StackPaths) -> int:
 
 def healthy(settings: Settings, paths: StackPaths) -> bool:
     """The broker answers a metadata request."""
-    if settings.kafka_bootstrap_override is None and not port_open(settings.kafka_port):
+    if not settings.configured("kafka_bootstrap") and not port_open(settings.kafka_port):
         return False
     try:
         metadata = admin_client(settings).list_topics(timeout=3)

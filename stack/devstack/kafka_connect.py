@@ -63,7 +63,7 @@ def start(settings: Settings, paths: StackPaths) -> int:
 
 def healthy(settings: Settings, paths: StackPaths) -> bool:
     """The REST API answers the connector list (the herder has joined its group)."""
-    if settings.connect_url_override is None and not port_open(settings.connect_port):
+    if not settings.configured("connect_url") and not port_open(settings.connect_port):
         return False
     try:
         answer = httpx.get(f"{settings.connect_url}/connectors", timeout=3.0)

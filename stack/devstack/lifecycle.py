@@ -4,9 +4,9 @@
 start time matches), waits for each service to answer its health check, and
 fails with one line that names the reason instead of hanging. ``down`` stops,
 by pid and in reverse order, exactly the processes ``up`` recorded.
-Services whose address is overridden in the settings (``ACCT2CRM_KAFKA_BOOTSTRAP``,
-``ACCT2CRM_CONNECT_URL``, ``ACCT2CRM_CRM_URL``) are someone else's: never started
-or stopped here.
+Services whose address is configured (``kafka_bootstrap``, ``connect_url``,
+``crm_url`` set in the environment or the config file) are someone else's: never
+started or stopped here.
 """
 
 from __future__ import annotations
@@ -67,17 +67,17 @@ def services(settings: Settings, crm_fault_injection: bool = False) -> dict[str,
         "kafka": Service(
             "kafka", (settings.kafka_port, settings.kafka_controller_port), kafka.start,
             kafka.healthy, 120.0, kafka.STOP_SIGNAL, kafka.prepare,
-            external=settings.kafka_bootstrap_override is not None,
+            external=settings.configured("kafka_bootstrap"),
         ),
         "connect": Service(
             "connect", (settings.connect_port,), kafka_connect.start, kafka_connect.healthy,
             180.0, kafka_connect.STOP_SIGNAL, kafka_connect.prepare,
-            external=settings.connect_url_override is not None,
+            external=settings.configured("connect_url"),
         ),
         "crm": Service(
             "crm", (settings.crm_port,), start_crm, python_services.crm_healthy, 60.0,
             python_services.STOP_SIGNAL,
-            external=settings.crm_url_override is not None,
+            external=settings.configured("crm_url"),
         ),
         "worker": Service(
             "worker", (settings.worker_port,), python_services.start_worker,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from acct2crm.settings import Settings
+from acct2crm.settings import DERIVED_ENDPOINTS, Settings, env_name
 from devstack.paths import StackPaths
 from devstack.processes import spawn, write_pid
 
@@ -24,12 +24,12 @@ STOP_SIGNAL = signal.SIGTERM
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as the environment variables that reproduce them (secrets included)."""
     env: dict[str, str] = {}
-    prefix = settings.model_config.get("env_prefix", "")
-    for name, field in type(settings).model_fields.items():
+    for name in type(settings).model_fields:
         value = getattr(settings, name)
-        if value is None:
+        # an endpoint left to its default stays derived in the child (not "external" there)
+        if value is None or (name in DERIVED_ENDPOINTS and not settings.configured(name)):
             continue
-        key = field.alias or f"{prefix}{name}".upper()
+        key = env_name(name)
         if isinstance(value, SecretStr):
             env[key] = value.get_secret_value()
         elif isinstance(value, Path):

@@ -6,6 +6,7 @@ work, so the same operations are callable from tests.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+CONFIG_ERROR_EXIT = 2
+
+
+@app.callback()
+def _read_settings() -> None:
+    """Read and check the settings before any command: a bad key or value stops it here."""
+    from acct2crm.errors import ConfigError
+    from acct2crm.settings import get_settings, reset_settings
+
+    if "--help" in sys.argv[1:]:
+        return  # a command's help needs no settings, even broken ones
+    reset_settings()
+    try:
+        get_settings()
+    except ConfigError as exc:
+        typer.secho(f"acct2crm: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=CONFIG_ERROR_EXIT) from exc
+
 
 # ---------------------------------------------------------------- the sync
 
@@ -184,6 +204,22 @@ def status(
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
 
 
+config_app = typer.Typer(help="The settings in force and where each comes from.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object, secrets masked."),
+) -> None:
+    """Every setting's effective value and its source (env, file, default); secrets masked."""
+    from acct2crm import config_report
+    from acct2crm.settings import get_settings
+
+    found = config_report.collect(get_settings())
+    typer.echo(config_report.as_json(found) if as_json else config_report.as_text(found))
+
+
 connectors_app = typer.Typer(help="Kafka Connect configuration from connectors/.")
 app.add_typer(connectors_app, name="connectors")
 
@@ -249,12 +285,17 @@ def _with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool
 
 
 def main() -> None:
+    from acct2crm.errors import ConfigError
     from acct2crm.local_stack import find_local_stack
 
     stack = find_local_stack()
     if stack is not None:
         stack.register_commands(app)
-    app()
+    try:
+        app()
+    except ConfigError as exc:  # settings read later than the callback (a bug, but no traceback)
+        typer.secho(f"acct2crm: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from exc
 
 
 if __name__ == "__main__":

@@ -1,24 +1,43 @@
 """The one settings object of acct2crm, read once at start.
 
-Values come from ``ACCT2CRM_*`` environment variables, then an optional TOML
-file (``ACCT2CRM_CONFIG``, default ``<home>/acct2crm.toml``), then defaults that
-work on the local stack. Nothing else in the project reads the environment.
-Secrets are ``SecretStr`` so they never print by accident.
+Every setting has one name, used both as ``ACCT2CRM_<NAME>`` in the environment
+and as ``<name>`` in the TOML config file (``ACCT2CRM_CONFIG``, default
+``<home>/acct2crm.toml``). Precedence: environment, then file, then defaults
+that work on the local stack. A key the model does not know, or a value it
+cannot use, stops the program with a ``ConfigError`` naming the key, where it
+came from and what is allowed: a silent default would point the worker at the
+wrong place. Nothing else in the project reads the environment (the config
+file's own path is found from it first). Secrets are ``SecretStr`` so they
+never print by accident.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
+
+from acct2crm.errors import ConfigError
+
+ENV_PREFIX = "ACCT2CRM_"
+# environment variables of the project that are not settings (tests, the stack fixture)
+KNOWN_NON_SETTINGS = ("ACCT2CRM_TEST_", "ACCT2CRM_KEEP_STACK")
+# endpoints derived from a local port unless configured; configured = someone else's service
+DERIVED_ENDPOINTS = ("kafka_bootstrap", "connect_url", "crm_url")
+LOOPBACK_NAMES = ("localhost",)
 
 
 def _project_root() -> Path:
@@ -29,68 +48,93 @@ def _project_root() -> Path:
 
 PROJECT_ROOT = _project_root()
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(min_length=1)]
+
 
 class Settings(BaseSettings):
     """Everything configurable; defaults are the local stack on loopback."""
 
-    model_config = SettingsConfigDict(env_prefix="ACCT2CRM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     # where the local stack keeps state, logs and pids; downloads are cached apart
     home: Path = PROJECT_ROOT / ".acct2crm"
     cache_dir: Path = Path.home() / ".cache" / "acct2crm"
-    config: Path | None = None
+    config: Path | None = None  # the config file; from ACCT2CRM_CONFIG only
 
-    tenant: str = "default"
+    tenant: Name = "default"
 
     # PostgreSQL (accounting database, and the reference CRM's own database)
-    pg_host: str = "127.0.0.1"
-    pg_port: int = 55432
-    pg_database: str = "accounting"
-    pg_user: str = "acct2crm"
+    pg_host: Name = "127.0.0.1"
+    pg_port: Port = 55432
+    pg_database: Name = "accounting"
+    pg_user: Name = "acct2crm"
     pg_password: SecretStr = SecretStr("acct2crm-local")
-    pg_replication_user: str = "debezium"
+    pg_replication_user: Name = "debezium"
     pg_replication_password: SecretStr = SecretStr("debezium-local")
-    pg_publication: str = "acct2crm_customer"
-    pg_slot: str = "acct2crm_customer"
+    pg_publication: Name = "acct2crm_customer"
+    pg_slot: Name = "acct2crm_customer"
 
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
-    kafka_port: int = 59092
-    kafka_controller_port: int = 59093
-    kafka_bootstrap_override: str | None = Field(default=None, alias="ACCT2CRM_KAFKA_BOOTSTRAP")
-    connect_port: int = 58083
-    connect_url_override: str | None = Field(default=None, alias="ACCT2CRM_CONNECT_URL")
-    kafka_version: str = "4.3.1"
-    debezium_version: str = "3.6.1.Final"
-    jvm_heap: str = "384m"
+    kafka_port: Port = 59092
+    kafka_controller_port: Port = 59093
+    # host:port[,host:port...]; unset = the local broker on kafka_port
+    kafka_bootstrap: str = Field(default=None, validate_default=True)
+    connect_port: Port = 58083
+    # unset = the local Kafka Connect on connect_port
+    connect_url: str = Field(default=None, validate_default=True)
+    kafka_version: Name = "4.3.1"
+    debezium_version: Name = "3.6.1.Final"
+    jvm_heap: str = Field(default="384m", pattern=r"^[0-9]+[kKmMgG]?$")
 
     # topics
-    topic_prefix: str = "acct2crm"
-    commands_topic: str = "acct2crm.commands"
-    results_topic: str = "acct2crm.results"
-    dlq_topic: str = "acct2crm.dlq"
+    topic_prefix: Name = "acct2crm"
+    commands_topic: Name = "acct2crm.commands"
+    results_topic: Name = "acct2crm.results"
+    dlq_topic: Name = "acct2crm.dlq"
 
     # reference CRM / real CRM
-    crm_port: int = 58080
-    crm_url_override: str | None = Field(default=None, alias="ACCT2CRM_CRM_URL")
+    crm_port: Port = 58080
+    # unset = the local reference CRM on crm_port
+    crm_url: str = Field(default=None, validate_default=True)
     crm_token: SecretStr = SecretStr("local-dev-token")
-    crm_timeout_s: float = 10.0
-    crm_max_concurrency: int = 8
-    crm_rate_limit_per_s: float = 0.0  # our own pacing; 0 = none (Retry-After still honoured)
-    crm_retry_base_s: float = 0.2
-    crm_retry_cap_s: float = 10.0
-    refcrm_rate_limit_per_s: int = 0  # the reference CRM's own limit; 0 = none
+    crm_timeout_s: PositiveFloat = 10.0
+    crm_max_concurrency: PositiveInt = 8
+    # our own pacing; 0 = none (Retry-After still honoured)
+    crm_rate_limit_per_s: NonNegativeFloat = 0.0
+    crm_retry_base_s: PositiveFloat = 0.2
+    crm_retry_cap_s: PositiveFloat = 10.0
+    refcrm_rate_limit_per_s: NonNegativeInt = 0  # the reference CRM's own limit; 0 = none
     # the reference CRM's /admin/faults, like its --fault-injection flag; never on by default
     refcrm_fault_injection: bool = False
 
     # the Faust worker
-    worker_port: int = 56066
-    worker_bind: str = "127.0.0.1"  # address the status page listens on (0.0.0.0 in a container)
-    table_store: str = "memory://"
-    sink_batch_size: int = 64
-    sink_batch_window_s: float = 0.05
+    worker_port: Port = 56066
+    worker_bind: Name = "127.0.0.1"  # address the status page listens on (0.0.0.0 in a container)
+    table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
+    sink_batch_size: PositiveInt = 64
+    sink_batch_window_s: NonNegativeFloat = 0.05
 
     # sync scope file (TOML); missing file means the default scope
     scope_file: Path | None = None
+
+    _overrides: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc, values)) from exc
+        self._overrides = frozenset(values)
+
+    @property
+    def overrides(self) -> frozenset[str]:
+        """Names given in code (tests, the CLI), which win over env and file."""
+        return self._overrides
 
     @classmethod
     def settings_customise_sources(
@@ -102,18 +146,72 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_path()
+        path = config_path()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=read_config_file(path)))
         return tuple(sources)
 
+    # validation -----------------------------------------------------------
+    @field_validator("kafka_bootstrap", mode="before")
+    @classmethod
+    def _kafka_bootstrap(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return f"127.0.0.1:{info.data.get('kafka_port', 0)}"
+        if not isinstance(value, str):
+            return value
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(
+                    "allowed: host:port[,host:port...] with ports 1-65535 (e.g. kafka:9092)"
+                )
+        return value
+
+    @field_validator("connect_url", "crm_url", mode="before")
+    @classmethod
+    def _http_url(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            port = info.data.get("connect_port" if info.field_name == "connect_url" else "crm_port")
+            return f"http://127.0.0.1:{port or 0}"
+        if not isinstance(value, str):
+            return value
+        try:
+            parts = urlsplit(value)
+            port_ok = parts.port is None or 1 <= parts.port <= 65535
+        except ValueError:
+            port_ok = False
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            raise ValueError(
+                "allowed: an http:// or https:// URL with a host (e.g. https://crm.example.com)"
+            )
+        return value.rstrip("/")
+
     # derived endpoints ----------------------------------------------------
+    def configured(self, name: str) -> bool:
+        """Whether ``name`` was given (env, file or override) rather than left to its default;
+        a configured endpoint is someone else's service, never started or stopped here."""
+        return name in self.model_fields_set
+
+    @property
+    def pg_is_local(self) -> bool:
+        """The database is on this machine's loopback (the local stack's)."""
+        if self.pg_host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.pg_host).is_loopback
+        except ValueError:
+            return False
+
     @property
     def postgres_dsn(self) -> str:
-        """DSN without the password: safe to show."""
-        return (
-            f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
-        )
+        """The DSN to print: it connects as printed on the local stack (password included,
+        its well-known local one), and carries no password for any other database."""
+        user = quote(self.pg_user, safe="")
+        if self.pg_is_local:
+            user += ":" + quote(self.pg_password.get_secret_value(), safe="")
+        host = f"[{self.pg_host}]" if ":" in self.pg_host else self.pg_host
+        return f"postgresql://{user}@{host}:{self.pg_port}/{quote(self.pg_database, safe='')}"
 
     def postgres_conninfo(self, database: str | None = None) -> str:
         """Connection string with the password, for drivers only; never log it."""
@@ -121,18 +219,6 @@ class Settings(BaseSettings):
             f"host={self.pg_host} port={self.pg_port} dbname={database or self.pg_database} "
             f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
         )
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        return self.kafka_bootstrap_override or f"127.0.0.1:{self.kafka_port}"
-
-    @property
-    def connect_url(self) -> str:
-        return self.connect_url_override or f"http://127.0.0.1:{self.connect_port}"
-
-    @property
-    def crm_url(self) -> str:
-        return self.crm_url_override or f"http://127.0.0.1:{self.crm_port}"
 
     @property
     def status_url(self) -> str:
@@ -152,13 +238,109 @@ class Settings(BaseSettings):
         return self.scope_file or self.home / "scope.toml"
 
 
-def _config_path() -> Path | None:
-    explicit = os.environ.get("ACCT2CRM_CONFIG")
+# ------------------------------------------------------------ where values come from
+def config_path() -> Path | None:
+    """The config file in use: ``ACCT2CRM_CONFIG`` (which must exist), else
+    ``<home>/acct2crm.toml`` when it exists. Read before the settings, so from the
+    environment directly."""
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if explicit:
-        return Path(explicit)
-    home = Path(os.environ.get("ACCT2CRM_HOME", str(PROJECT_ROOT / ".acct2crm")))
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"{ENV_PREFIX}CONFIG names {path}, which is not an existing file; "
+                "create it or unset the variable"
+            )
+        return path
+    home = Path(os.environ.get(f"{ENV_PREFIX}HOME", str(PROJECT_ROOT / ".acct2crm")))
     candidate = home / "acct2crm.toml"
-    return candidate if candidate.exists() else None
+    return candidate if candidate.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's keys and values, unchecked (the model checks them)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    if "config" in data:
+        raise ConfigError(
+            f"key 'config' in {path}: the config file's own path comes from "
+            f"{ENV_PREFIX}CONFIG only; remove the key"
+        )
+    return data
+
+
+def env_name(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _env_values() -> dict[str, Any]:
+    return EnvSettingsSource(Settings)()
+
+
+def origins(settings: Settings) -> dict[str, tuple[str, str | None]]:
+    """Where each setting's value came from, as (source, detail): ``("env", "ACCT2CRM_X")``,
+    ``("file", "<path>")``, ``("given", None)`` (an override in code) or ``("default", None)``."""
+    env = _env_values()
+    path = config_path()
+    in_file = read_config_file(path) if path is not None else {}
+    found: dict[str, tuple[str, str | None]] = {}
+    for name in Settings.model_fields:
+        if name in settings.overrides:
+            found[name] = ("given", None)
+        elif name in env:
+            found[name] = ("env", env_name(name))
+        elif name in in_file:
+            found[name] = ("file", str(path))
+        else:
+            found[name] = ("default", None)
+    return found
+
+
+def unknown_env_names() -> list[str]:
+    """``ACCT2CRM_*`` variables that name no setting (ignored; likely a typo)."""
+    return sorted(
+        key for key in os.environ
+        if key.upper().startswith(ENV_PREFIX)
+        and key[len(ENV_PREFIX):].lower() not in Settings.model_fields
+        and not key.upper().startswith(KNOWN_NON_SETTINGS)
+    )
+
+
+def describe_errors(exc: ValidationError, given: dict[str, Any]) -> str:
+    """One line: each bad key, where it came from and what is allowed."""
+    env = _env_values()
+    try:
+        path = config_path()
+    except ConfigError:
+        path = None
+    known = sorted(name for name in Settings.model_fields if name != "config")
+    problems = []
+    for error in exc.errors():
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        if key in given:
+            where = "given in code"
+        elif key in env:
+            where = f"from the environment ({env_name(key)})"
+        else:
+            where = f"in {path}" if path is not None else "default"
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(
+                f"unknown key '{key}' {where}; {hint}known keys: {', '.join(known)}"
+            )
+            continue
+        field = Settings.model_fields.get(key)
+        secret = field is not None and field.annotation is SecretStr
+        shown = "" if secret else f" = {error.get('input')!r}"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{key}{shown} {where}: {reason}")
+    return "invalid configuration: " + "; ".join(problems)
 
 
 _settings: Settings | None = None

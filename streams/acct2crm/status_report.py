@@ -5,7 +5,9 @@ with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
 ``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
 worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
-in the human form, which ends up in terminals and logs.
+in the human form, which ends up in terminals and logs. ``postgres_dsn``
+connects as printed on the local stack (its well-known local password
+included, in both forms); for a database elsewhere it carries no password.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from acct2crm.connect.config import load
@@ -69,12 +70,19 @@ def test_status_json_has_the_contract_keys(stack):
     assert report["sync"]["state"] == "running"
     assert report["kafka_bootstrap"] == stack.settings.kafka_bootstrap
     assert report["postgres_dsn"] == stack.settings.postgres_dsn
-    assert stack.settings.pg_password.get_secret_value() not in json.dumps(report)
+    # docs/contract.md: the local stack's DSN connects as printed (its password included)
+    with psycopg.connect(report["postgres_dsn"]) as conn:
+        row = conn.execute("SELECT current_user, current_database()").fetchone()
+    assert row == (stack.settings.pg_user, stack.settings.pg_database)
+    assert stack.settings.pg_replication_password.get_secret_value() not in json.dumps(report)
 
 
-def test_status_text_masks_the_crm_token(stack):
+def test_status_text_masks_the_crm_token_and_prints_a_dsn_that_connects(stack):
     text = cli("status")
     assert stack.settings.crm_token.get_secret_value() not in text
+    [dsn] = [line.split()[1] for line in text.splitlines() if line.startswith("postgres ")]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_connectors_apply_twice_is_idempotent(stack):

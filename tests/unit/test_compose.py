@@ -168,7 +168,6 @@ def test_services_share_the_acct2crm_settings(services: dict[str, Any]) -> None:
             key for key in env
             if key.startswith("ACCT2CRM_")
             and key.removeprefix("ACCT2CRM_").lower() not in Settings.model_fields
-            and key not in ("ACCT2CRM_KAFKA_BOOTSTRAP", "ACCT2CRM_CONNECT_URL", "ACCT2CRM_CRM_URL")
         }
         assert not unknown, f"{name}: variables no setting reads: {unknown}"
 

@@ -211,6 +211,8 @@ def build_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker until SIGTERM/SIGINT."""
+    # Faust's data folder lives under home, which only `acct2crm up` created before
+    (settings.home / "worker").mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
