@@ -81,7 +81,7 @@ async def test_update_meeting_409_updates_the_record_that_has_the_code() -> None
     assert len(crm.records) == 1
 
 
-async def test_stale_cache_never_overwrites_a_record_sales_renamed() -> None:
+async def test_stale_cache_never_decides_a_write() -> None:
     crm = MemoryCrm()
     engine = engine_for(crm)
     await engine.apply_batch([intent(change("c", after=row(1, "KH001"), lsn=10))])
@@ -90,9 +90,52 @@ async def test_stale_cache_never_overwrites_a_record_sales_renamed() -> None:
     await crm.patch(ours.id, {"code": "VIP-1"})
     upd = change("u", before=row(1, "KH001"), after=row(1, "KH001", name="Edited"), lsn=20)
     [result] = await engine.apply_batch([intent(upd)])
-    assert result.action is Action.CREATED  # R2c: the CRM no longer has KH001
-    assert crm.records[ours.id].fields["name"] == "Customer KH001"
-    assert crm.records[ours.id].fields["code"] == "VIP-1"
+    # the CRM has no KH001 now, but still names row 1 on VIP-1: R2d, no second record
+    assert result.action is Action.UPDATED
+    assert result.reason.startswith("R2d:")
+    assert len(crm.records) == 1
+    assert crm.records[ours.id].fields["code"] == "KH001"
+    assert crm.records[ours.id].fields["name"] == "Edited"
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+async def test_r2d_row_renamed_while_out_of_scope_keeps_one_crm_record(seeded: bool) -> None:
+    crm = MemoryCrm()
+    table: dict[str, object] = {}
+    engine = engine_for(crm, seeded=seeded, table=table)
+    [created] = await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # out of scope (never reaches the sink): is_customer off, code A → B
+    hidden = change("u", before=row(1, "A"), after=row(1, "B", is_customer=False), lsn=20)
+    assert not isinstance(classify(hidden, DEFAULT_SCOPE), SyncIntent)
+    back = change(
+        "u", before=row(1, "B", is_customer=False), after=row(1, "B", phone="0901"), lsn=30
+    )
+    [result] = await engine.apply_batch([intent(back)])
+    assert result.action is Action.UPDATED
+    assert result.reason.startswith("R2d:")
+    assert result.crm_id == created.crm_id
+    [record] = crm.records.values()
+    assert (record.code, record.fields["phone"], record.external_ref) == ("B", "0901", "default:1")
+    cache = CodeCache(table, "default")
+    assert cache.get("a") is None
+    assert cache.get("b") is not None and cache.get("b").id == record.id  # type: ignore[union-attr]
+    # a later rename is plain R2b from the table
+    later = change("u", before=row(1, "B"), after=row(1, "C"), lsn=40)
+    [renamed] = await engine.apply_batch([intent(later)])
+    assert renamed.reason.startswith("R2b:")
+    assert [r.code for r in crm.records.values()] == ["C"]
+
+
+async def test_r2c_still_creates_when_no_record_names_the_row() -> None:
+    crm = MemoryCrm()
+    crm.add("OTHER", external_ref="default:10")  # a neighbour's record, not ours
+    engine = engine_for(crm)
+    upd = change("u", before=row(1, "A", is_customer=False), after=row(1, "A"), lsn=10)
+    [result] = await engine.apply_batch([intent(upd)])
+    assert result.action is Action.CREATED
+    assert result.reason.startswith("R2c:")
+    assert ("find_ref", "default:1") in crm.calls
+    assert len(crm.records) == 2
 
 
 async def test_replaying_everything_costs_zero_crm_writes() -> None:

@@ -47,6 +47,11 @@ class CrmClient:
         body = await self._request("GET", "/api/customers", params={"code": code})
         return [record_from_json(item) for item in body.get("items", [])]
 
+    async def find_by_external_ref(self, ref: str) -> list[CrmRecord]:
+        """Records the sync stamped as coming from the row ``ref`` names (rule R2d)."""
+        body = await self._request("GET", "/api/customers", params={"external_ref": ref})
+        return [record_from_json(item) for item in body.get("items", [])]
+
     async def get(self, crm_id: int) -> CrmRecord:
         return record_from_json(await self._request("GET", f"/api/customers/{crm_id}"))
 

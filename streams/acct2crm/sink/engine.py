@@ -4,7 +4,9 @@ Intents whose codes (or rows) overlap form one lane and run strictly in
 order; separate lanes run concurrently, bounded by a semaphore and an
 optional pace. Every CRM reply feeds the code cache. A decision made from the
 cache is checked against the CRM before it writes over a record or skips
-an insert, and a 409/404 makes the rule decide again from the CRM's answer.
+an insert; an update is only created (R2c) once the CRM was asked whether a
+record already names its row (R2d); a 409/404 makes the rule decide again
+from the CRM's answer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, TypeVar
 from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide
+from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide, pick_ours
 from acct2crm.sink.code_cache import SEP, CodeCache
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
 from acct2crm.sink.ports import CrmPort
@@ -27,7 +29,7 @@ from acct2crm.sink.positions import PositionBook
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS = 5
+MAX_ROUNDS = 8  # decisions per intent: cache, CRM view, R2d look-up, 409s
 T = TypeVar("T")
 
 
@@ -83,10 +85,15 @@ class SinkEngine:
         keys = intent.code_keys()
         fresh = not all(self._cache.known(k) for k in keys)
         view = await self._fresh_view(keys) if fresh else {k: self._cache.get(k) for k in keys}
+        ours: CrmRecord | None = None  # the record naming this row, once looked up (R2d)
+        looked_up = False
         for _ in range(MAX_ROUNDS):
-            decision = decide(intent, view)
+            decision = decide(intent, view, ours)
             if not fresh and _needs_check(intent, decision):
                 view, fresh = await self._fresh_view(keys), True
+                continue
+            if not looked_up and _creates_for_update(intent, decision):
+                ours, looked_up = await self._find_ours(intent.external_ref), True
                 continue
             if decision.call is None:
                 self._positions.record(intent.tenant, intent.accounting_id, intent.position)
@@ -96,15 +103,16 @@ class SinkEngine:
             except (CrmConflict, CrmNotFound) as exc:
                 log.info("CRM answered %s; deciding again from the CRM's records", exc)
                 view, fresh = await self._fresh_view(keys), True
+                ours, looked_up = None, False
                 continue
             except CrmRejected as exc:
                 return Applied(intent, Action.FAILED, f"CRM rejected the row: {exc}")
             except CrmPermanent as exc:
                 return Applied(intent, Action.FAILED, f"CRM refused the change: {exc}")
             self._cache.remember(record)
-            for key in keys:
-                if key != code_key(record.code):
-                    self._cache.forget_if(key, record.id)
+            moved_from = {*keys, *([code_key(ours.code)] if ours is not None else [])}
+            for key in moved_from - {code_key(record.code)}:
+                self._cache.forget_if(key, record.id)
             self._positions.record(intent.tenant, intent.accounting_id, intent.position)
             return Applied(intent, decision.action, decision.reason, record.id)
         return Applied(
@@ -130,6 +138,14 @@ class SinkEngine:
                 self._cache.remember(holder)
             view[key] = holder
         return view
+
+    async def _find_ours(self, ref: str) -> CrmRecord | None:
+        """The CRM record that already names this row (R2d), remembered under its code."""
+        found = await self._call(partial(self._crm.find_by_external_ref, ref))
+        ours = pick_ours(found, ref)
+        if ours is not None:
+            self._cache.remember(ours)
+        return ours
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
         async def paced() -> T:
@@ -159,6 +175,11 @@ def _needs_check(intent: SyncIntent, decision: Decision) -> bool:
     if isinstance(decision.call, Create):
         return not intent.is_insert
     return decision.call is not None
+
+
+def _creates_for_update(intent: SyncIntent, decision: Decision) -> bool:
+    """An R2c create: the CRM may hold this row under another code (R2d); look first."""
+    return isinstance(decision.call, Create) and not intent.is_insert
 
 
 def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
