@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -12,7 +13,7 @@ from acct2crm.rules.change import Action
 from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
-from acct2crm.sink.engine import SinkEngine, plan_lanes
+from acct2crm.sink.engine import Applied, SinkEngine, plan_lanes
 from acct2crm.sink.pacing import RetryPolicy
 from tests.support.changes import change, row
 from tests.support.memory_crm import MemoryCrm
@@ -206,6 +207,99 @@ async def test_rejected_row_fails_and_the_next_goes_on() -> None:
     )
     assert [r.action for r in results] == [Action.FAILED, Action.CREATED]
     assert "tax_code" in results[0].reason
+
+
+class OneLaneLookupFails(MemoryCrm):
+    """Looking up one code fails for good; every write is slower than that failure."""
+
+    def __init__(self, bad_code: str, error: Exception) -> None:
+        super().__init__()
+        self.bad = bad_code.casefold()
+        self.error = error
+        self.batch_returned = False
+        self.late_writes: list[str] = []
+
+    async def find_by_code(self, code):  # type: ignore[no-untyped-def]
+        if code.casefold() == self.bad:
+            raise self.error
+        return await super().find_by_code(code)
+
+    async def _slow_write(self, what: str) -> None:
+        await asyncio.sleep(0.02)
+        if self.batch_returned:
+            self.late_writes.append(what)
+
+    async def create(self, fields):  # type: ignore[no-untyped-def]
+        await self._slow_write(f"create {fields.get('code')}")
+        return await super().create(fields)
+
+    async def patch(self, crm_id, fields):  # type: ignore[no-untyped-def]
+        await self._slow_write(f"patch {crm_id}")
+        return await super().patch(crm_id, fields)
+
+
+LOOKUP_ERRORS = [
+    CrmRejected("CRM rejected the record: bad query", status=400),
+    RuntimeError("a bug in a lookup"),
+]
+
+
+def lanes_batch() -> list[SyncIntent]:
+    return [
+        intent(change("c", after=row(1, "A"), lsn=10)),
+        intent(change("c", after=row(2, "BAD"), lsn=20)),
+        intent(change("c", after=row(3, "C"), lsn=30)),
+        intent(change("u", before=row(1, "A"), after=row(1, "A", phone="0901"), lsn=40)),
+    ]
+
+
+@pytest.mark.parametrize("error", LOOKUP_ERRORS, ids=["400", "bug"])
+async def test_a_failing_lane_fails_only_its_command_and_the_batch_waits_for_all_lanes(
+    error: Exception,
+) -> None:
+    crm = OneLaneLookupFails("BAD", error)
+    engine = engine_for(crm, seeded=False)  # every code is looked up in the CRM
+    returned: list[Applied] | Exception
+    try:
+        returned = await engine.apply_batch(lanes_batch())
+    except Exception as exc:  # the old engine let the lane's error out: see what followed
+        returned = exc
+    crm.batch_returned = True
+    await asyncio.sleep(0.1)  # time for any orphaned write to land
+    assert crm.late_writes == []
+    assert not isinstance(returned, Exception), returned
+    results = returned
+    assert [r.action for r in results] == [
+        Action.CREATED, Action.FAILED, Action.CREATED, Action.UPDATED
+    ]
+    assert str(error) in results[1].reason
+    assert results[1].error == type(error).__name__
+    assert sorted(r.code for r in crm.records.values()) == ["A", "C"]
+    assert crm.by_code()["a"].fields["phone"] == "0901"
+
+
+@pytest.mark.parametrize("error", LOOKUP_ERRORS, ids=["400", "bug"])
+async def test_applier_dead_letters_only_the_failed_command(error: Exception) -> None:
+    from acct2crm.app.pipeline import CommandApplier, Message
+    from acct2crm.records.avro import command_type
+    from acct2crm.records.convert import command_record
+    from tests.unit.test_pipeline import Sent
+
+    crm = OneLaneLookupFails("BAD", error)
+    sent = Sent()
+
+    async def seed() -> None:
+        return None
+
+    applier = CommandApplier(engine_for(crm, seeded=False), sent.outputs(), seed)
+    messages = [
+        Message("commands", 0, offset, b"k", command_type().encode(command_record(i, offset)))
+        for offset, i in enumerate(lanes_batch())
+    ]
+    await applier.handle_batch(messages)
+    assert [r["action"] for r in sent.results] == ["created", "failed", "created", "updated"]
+    assert [d["offset"] for d in sent.dead] == [1]
+    assert sent.dead[0]["error"] == type(error).__name__
 
 
 def test_lanes_serialise_shared_codes_and_rows_only() -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
+from acct2crm.errors import CrmConflict, CrmError, CrmNotFound, CrmPermanent, CrmRejected
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide, pick_ours
@@ -41,6 +41,7 @@ class Applied:
     action: Action
     reason: str
     crm_id: int | None = None
+    error: str | None = None  # for a failure: the kind of error, named in its dead letter
 
 
 class SinkEngine:
@@ -64,15 +65,38 @@ class SinkEngine:
         self.wait_state = wait_state or WaitState()
 
     async def apply_batch(self, intents: Sequence[SyncIntent]) -> list[Applied]:
-        """Apply a batch; results come back in the batch's order."""
-        results: list[Applied | None] = [None] * len(intents)
+        """One outcome per intent, in the batch's order.
+
+        A lane never raises: an error is the outcome of the command it hit,
+        and the lane goes on with its next command. So every lane runs to its
+        end before this returns, and no write of this batch can land after a
+        later batch wrote a newer change for the same code.
+        """
+        results: dict[int, Applied] = {}
 
         async def run_lane(indexes: list[int]) -> None:
             for index in indexes:
-                results[index] = await self.apply_one(intents[index])
+                results[index] = await self._apply_guarded(intents[index])
 
         await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents)))
-        return [r for r in results if r is not None]
+        return [results[index] for index in range(len(intents))]
+
+    async def _apply_guarded(self, intent: SyncIntent) -> Applied:
+        """``apply_one``, with any error it lets out turned into this command's failure."""
+        try:
+            return await self.apply_one(intent)
+        except CrmError as exc:  # a look-up the CRM refused for good; retryable ones wait inside
+            return Applied(
+                intent,
+                Action.FAILED,
+                f"CRM refused a look-up for this change: {exc}",
+                error=type(exc).__name__,
+            )
+        except Exception as exc:
+            log.exception("unexpected error applying a change of row %s", intent.accounting_id)
+            return Applied(
+                intent, Action.FAILED, f"internal error: {exc}", error=type(exc).__name__
+            )
 
     async def apply_one(self, intent: SyncIntent) -> Applied:
         applied = self._positions.applied(intent.tenant, intent.accounting_id)
@@ -106,9 +130,16 @@ class SinkEngine:
                 ours, looked_up = None, False
                 continue
             except CrmRejected as exc:
-                return Applied(intent, Action.FAILED, f"CRM rejected the row: {exc}")
+                return Applied(
+                    intent, Action.FAILED, f"CRM rejected the row: {exc}", error="CrmRejected"
+                )
             except CrmPermanent as exc:
-                return Applied(intent, Action.FAILED, f"CRM refused the change: {exc}")
+                return Applied(
+                    intent,
+                    Action.FAILED,
+                    f"CRM refused the change: {exc}",
+                    error=type(exc).__name__,
+                )
             self._cache.remember(record)
             moved_from = {*keys, *([code_key(ours.code)] if ours is not None else [])}
             for key in moved_from - {code_key(record.code)}:
@@ -116,7 +147,10 @@ class SinkEngine:
             self._positions.record(intent.tenant, intent.accounting_id, intent.position)
             return Applied(intent, decision.action, decision.reason, record.id)
         return Applied(
-            intent, Action.FAILED, f"the CRM's records kept changing over {MAX_ROUNDS} tries"
+            intent,
+            Action.FAILED,
+            f"the CRM's records kept changing over {MAX_ROUNDS} tries",
+            error="CrmConflict",
         )
 
     async def _execute(self, decision: Decision) -> CrmRecord:
