@@ -196,6 +196,7 @@ def build_app(settings: Settings) -> faust.App:
             {
                 "state": "waiting_for_crm" if wait_state.reason else "running",
                 "waiting_reason": wait_state.reason,
+                "waiting_kind": wait_state.kind,  # "configuration": the operator must act
                 "waiting_since": wait_state.since,
                 "crm_retries": wait_state.retries,
                 "scope": scope.current().describe(),
