@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     crm_port: int = 58080
     crm_url_override: str | None = Field(default=None, alias="ACCT2CRM_CRM_URL")
     crm_token: SecretStr = SecretStr("local-dev-token")
+    # plain http to a non-loopback CRM sends the token in clear: refused unless set
+    crm_allow_insecure_http: bool = False
     crm_timeout_s: float = 10.0
     crm_max_concurrency: int = 8
     crm_rate_limit_per_s: float = 0.0  # our own pacing; 0 = none (Retry-After still honoured)

@@ -133,7 +133,10 @@ def build_app(settings: Settings) -> faust.App:
     wait_state = WaitState()
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(
-        settings.crm_url, settings.crm_token.get_secret_value(), timeout_s=settings.crm_timeout_s
+        settings.crm_url,
+        settings.crm_token.get_secret_value(),
+        timeout_s=settings.crm_timeout_s,
+        allow_insecure_http=settings.crm_allow_insecure_http,
     )
     cache = CodeCache(code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)

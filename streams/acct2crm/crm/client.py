@@ -7,6 +7,7 @@ reference CRM in integration tests, a real CRM in production.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 
 from acct2crm.errors import (
+    ConfigError,
     CrmConflict,
     CrmMisconfigured,
     CrmNotFound,
@@ -33,7 +35,16 @@ class CrmClient:
         self._http = http
 
     @classmethod
-    def connect(cls, base_url: str, token: str, *, timeout_s: float = 10.0) -> CrmClient:
+    def connect(
+        cls,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        allow_insecure_http: bool = False,
+    ) -> CrmClient:
+        """A client for ``base_url``; ``ConfigError`` if it would send the token in clear."""
+        check_crm_url(base_url, allow_insecure_http=allow_insecure_http)
         http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -120,6 +131,40 @@ class CrmClient:
             raise CrmRetryable(f"CRM unreachable on {method} {url}: {type(exc).__name__}") from exc
         _check(response, f"{method} {url}", listing=listing)
         return response
+
+
+def check_crm_url(url: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse a CRM URL that would carry the bearer token in clear over a network.
+
+    ``http`` is accepted for loopback hosts (the local stack) and, only when
+    the operator says so (setting ``crm_allow_insecure_http``), for others,
+    e.g. a private container network.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"crm_url {url!r} is not a URL: {exc}") from exc
+    if parsed.scheme == "https":
+        return
+    if parsed.scheme != "http" or not parsed.host:
+        raise ConfigError(f"crm_url must be an http(s) URL with a host, not {url!r}")
+    if _is_loopback(parsed.host) or allow_insecure_http:
+        return
+    raise ConfigError(
+        f"crm_url {url} is plain http to a host other than this machine: the CRM token "
+        "would travel in clear. Use https, or set crm_allow_insecure_http = true "
+        "(ACCT2CRM_CRM_ALLOW_INSECURE_HTTP=true) if that network is private."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _check(response: httpx.Response, what: str, *, listing: bool = False) -> None:
