@@ -127,6 +127,52 @@ async def test_r2d_row_renamed_while_out_of_scope_keeps_one_crm_record(seeded: b
     assert [r.code for r in crm.records.values()] == ["C"]
 
 
+class SlowCrm(MemoryCrm):
+    """Slow look-ups by external_ref and writes; counts writes in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def find_by_external_ref(self, ref: str):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.02)
+        return await super().find_by_external_ref(ref)
+
+    async def patch(self, crm_id, fields):  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        return await super().patch(crm_id, fields)
+
+
+async def test_r2d_keeps_commit_order_with_a_lane_that_takes_the_old_code() -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # row 1 left the scope and became B; then it came back, and row 2 took code A
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    taken = change("c", after=row(2, "A"), lsn=40)
+    results = await engine.apply_batch([intent(back), intent(taken)])
+    assert [r.action for r in results] == [Action.UPDATED, Action.CREATED]
+    assert sorted((r.code, r.external_ref) for r in crm.records.values()) == [
+        ("A", "default:2"), ("B", "default:1")
+    ]
+
+
+async def test_updates_of_codes_the_table_holds_still_run_concurrently() -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(i, f"K{i}"), lsn=i)) for i in (1, 2)])
+    edits = [
+        change("u", before=row(i, f"K{i}"), after=row(i, f"K{i}", phone="1"), lsn=10 + i)
+        for i in (1, 2)
+    ]
+    await engine.apply_batch([intent(c) for c in edits])
+    assert crm.most_in_flight == 2
+
+
 async def test_r2c_still_creates_when_no_record_names_the_row() -> None:
     crm = MemoryCrm()
     crm.add("OTHER", external_ref="default:10")  # a neighbour's record, not ours

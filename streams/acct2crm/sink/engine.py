@@ -78,8 +78,25 @@ class SinkEngine:
             for index in indexes:
                 results[index] = await self._apply_guarded(intents[index])
 
-        await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents)))
+        for run in self._runs(intents):
+            lanes = plan_lanes([intents[index] for index in run])
+            await asyncio.gather(*(run_lane([run[i] for i in lane]) for lane in lanes))
         return [results[index] for index in range(len(intents))]
+
+    def _runs(self, intents: Sequence[SyncIntent]) -> list[list[int]]:
+        """The batch cut where lanes cannot be planned ahead.
+
+        An update whose codes the table holds no record for may end in R2d,
+        writing a record under a code no lane names; it runs alone, after
+        everything before it and before everything after it (commit order).
+        """
+        runs: list[list[int]] = [[]]
+        for index, intent in enumerate(intents):
+            if intent.is_insert or any(self._cache.get(k) for k in intent.code_keys()):
+                runs[-1].append(index)
+            else:
+                runs += [[index], []]
+        return [run for run in runs if run]
 
     async def _apply_guarded(self, intent: SyncIntent) -> Applied:
         """``apply_one``, with any error it lets out turned into this command's failure."""
