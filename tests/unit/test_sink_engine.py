@@ -161,15 +161,29 @@ async def test_r2d_keeps_commit_order_with_a_lane_that_takes_the_old_code() -> N
     ]
 
 
-async def test_updates_of_codes_the_table_holds_still_run_concurrently() -> None:
+async def test_r2d_then_a_rename_of_the_same_row_in_one_batch() -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    renamed = change("u", before=row(1, "B"), after=row(1, "C"), lsn=40)
+    results = await engine.apply_batch([intent(back), intent(renamed)])
+    assert [r.reason[:4] for r in results] == ["R2d:", "R2b:"]
+    assert [(r.code, r.external_ref) for r in crm.records.values()] == [("C", "default:1")]
+
+
+@pytest.mark.parametrize("synced", [True, False], ids=["R2a", "R2d"])
+async def test_updates_of_different_rows_still_run_concurrently(synced: bool) -> None:
     crm = SlowCrm()
     engine = engine_for(crm)
     await engine.apply_batch([intent(change("c", after=row(i, f"K{i}"), lsn=i)) for i in (1, 2)])
+    new = "K" if synced else "N"  # N: renamed while out of scope, now back (R2d)
     edits = [
-        change("u", before=row(i, f"K{i}"), after=row(i, f"K{i}", phone="1"), lsn=10 + i)
+        change("u", before=row(i, f"{new}{i}"), after=row(i, f"{new}{i}", phone="1"), lsn=10 + i)
         for i in (1, 2)
     ]
-    await engine.apply_batch([intent(c) for c in edits])
+    results = await engine.apply_batch([intent(c) for c in edits])
+    assert {r.reason[:4] for r in results} == {"R2a:" if synced else "R2d:"}
     assert crm.most_in_flight == 2
 
 

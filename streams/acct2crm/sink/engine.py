@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -72,36 +72,51 @@ class SinkEngine:
         end before this returns, and no write of this batch can land after a
         later batch wrote a newer change for the same code.
         """
+        owners = await self._owners_ahead(intents)
+        extra = {i: (code_key(r.code),) for i, r in owners.items() if r is not None}
         results: dict[int, Applied] = {}
 
         async def run_lane(indexes: list[int]) -> None:
-            for index in indexes:
-                results[index] = await self._apply_guarded(intents[index])
+            for position, index in enumerate(indexes):
+                # first of its lane: nothing of this batch touched that record yet
+                ahead = position == 0 and index in owners
+                ours = owners.get(index) if ahead else None
+                results[index] = await self._apply_guarded(intents[index], ours, looked_up=ahead)
 
-        for run in self._runs(intents):
-            lanes = plan_lanes([intents[index] for index in run])
-            await asyncio.gather(*(run_lane([run[i] for i in lane]) for lane in lanes))
+        await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents, extra)))
         return [results[index] for index in range(len(intents))]
 
-    def _runs(self, intents: Sequence[SyncIntent]) -> list[list[int]]:
-        """The batch cut where lanes cannot be planned ahead.
+    async def _owners_ahead(self, intents: Sequence[SyncIntent]) -> dict[int, CrmRecord | None]:
+        """For each update the table holds no record for: the record naming its row.
 
-        An update whose codes the table holds no record for may end in R2d,
-        writing a record under a code no lane names; it runs alone, after
-        everything before it and before everything after it (commit order).
+        Such an update may end in R2d, writing that record under a code no
+        other part of the intent names; its lane must include that code so the
+        record keeps commit order with every other change of the batch. Only
+        the row's own changes can make a record name it, and those share its
+        lane, so looking before the batch is enough.
         """
-        runs: list[list[int]] = [[]]
-        for index, intent in enumerate(intents):
-            if intent.is_insert or any(self._cache.get(k) for k in intent.code_keys()):
-                runs[-1].append(index)
-            else:
-                runs += [[index], []]
-        return [run for run in runs if run]
+        wanted = [
+            index
+            for index, intent in enumerate(intents)
+            if not intent.is_insert and not any(self._cache.get(k) for k in intent.code_keys())
+        ]
 
-    async def _apply_guarded(self, intent: SyncIntent) -> Applied:
+        async def look(index: int) -> CrmRecord | None:
+            try:
+                return await self._find_ours(intents[index].external_ref)
+            except CrmError as exc:  # its lane finds out again, and fails that command alone
+                log.info("looking up the record of a row ahead of its batch failed: %s", exc)
+                return None
+
+        found = await asyncio.gather(*(look(index) for index in wanted))
+        return dict(zip(wanted, found, strict=True))
+
+    async def _apply_guarded(
+        self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False
+    ) -> Applied:
         """``apply_one``, with any error it lets out turned into this command's failure."""
         try:
-            return await self.apply_one(intent)
+            return await self.apply_one(intent, ours, looked_up=looked_up)
         except CrmError as exc:  # a look-up the CRM refused for good; retryable ones wait inside
             return Applied(
                 intent,
@@ -115,7 +130,10 @@ class SinkEngine:
                 intent, Action.FAILED, f"internal error: {exc}", error=type(exc).__name__
             )
 
-    async def apply_one(self, intent: SyncIntent) -> Applied:
+    async def apply_one(
+        self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False
+    ) -> Applied:
+        """Apply one intent; ``ours``/``looked_up``: the R2d look-up, if already done."""
         applied = self._positions.applied(intent.tenant, intent.accounting_id)
         if applied is not None and intent.position.lsn <= applied.lsn:
             return Applied(
@@ -126,8 +144,6 @@ class SinkEngine:
         keys = intent.code_keys()
         fresh = not all(self._cache.known(k) for k in keys)
         view = await self._fresh_view(keys) if fresh else {k: self._cache.get(k) for k in keys}
-        ours: CrmRecord | None = None  # the record naming this row, once looked up (R2d)
-        looked_up = False
         for _ in range(MAX_ROUNDS):
             decision = decide(intent, view, ours)
             if not fresh and _needs_check(intent, decision):
@@ -233,8 +249,13 @@ def _creates_for_update(intent: SyncIntent, decision: Decision) -> bool:
     return isinstance(decision.call, Create) and not intent.is_insert
 
 
-def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
-    """Group intents that share a code or a row; each lane keeps commit order."""
+def plan_lanes(
+    intents: Sequence[SyncIntent], extra: Mapping[int, Sequence[str]] | None = None
+) -> list[list[int]]:
+    """Group intents that share a code or a row; each lane keeps commit order.
+
+    ``extra``: more code keys an intent may write, by its index (R2d).
+    """
     parent = list(range(len(intents)))
 
     def find(i: int) -> int:
@@ -245,7 +266,8 @@ def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
 
     owner: dict[str, int] = {}
     for index, intent in enumerate(intents):
-        for token in (*intent.code_keys(), f"row{SEP}{intent.accounting_id}"):
+        more = (extra or {}).get(index, ())
+        for token in (*intent.code_keys(), *more, f"row{SEP}{intent.accounting_id}"):
             if token in owner:
                 parent[find(index)] = find(owner[token])
             else:
