@@ -2,8 +2,9 @@
 
 Public, no token: ``GET /healthz``.
 ``/api`` (bearer token; faults, rate limit): ``GET /api/customers?code=K``,
-``GET /api/customers?page=N&page_size=M``, ``GET /api/customers/{id}``,
-``POST /api/customers``, ``PATCH /api/customers/{id}``. No delete.
+``?codes=A,B,...`` (at most 100), ``?external_ref=R``, ``?page=N&page_size=M``,
+``GET /api/customers/{id}``, ``POST /api/customers``,
+``PATCH /api/customers/{id}``. No delete.
 ``/admin`` (bearer token; never faulted nor rate limited): ``GET /admin/stats``
 always; ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}``
 (test clean-up) only when started with fault injection, else 404.
@@ -34,6 +35,7 @@ from refcrm.validation import FieldError, InvalidFields, validate_create, valida
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
+MAX_CODES = 100  # ?codes=A,B,... names at most 100 codes (docs/contract.md)
 
 
 # ------------------------------------------------------------------ helpers
@@ -87,10 +89,24 @@ async def healthz(request: Request) -> Response:
 
 # -------------------------------------------------------------------- /api
 async def list_customers(request: Request, crm: CrmState) -> Response:
-    if "code" in request.query_params:
-        items = await run_in_threadpool(crm.store.find_by_code, request.query_params["code"])
-        crm.stats.add("reads")
-        return JSONResponse({"items": items})
+    query = request.query_params
+    if "code" in query:
+        items = await run_in_threadpool(crm.store.find_by_code, query["code"])
+    elif "codes" in query:
+        codes = [c for c in query["codes"].split(",") if c.strip()]
+        if len(codes) > MAX_CODES:
+            crm.stats.add("rejected")
+            return invalid([FieldError("codes", f"at most {MAX_CODES} codes")])
+        items = await run_in_threadpool(crm.store.find_by_codes, codes)
+    elif "external_ref" in query:
+        items = await run_in_threadpool(crm.store.find_by_external_ref, query["external_ref"])
+    else:
+        return await _list_page(request, crm)
+    crm.stats.add("reads")
+    return JSONResponse({"items": items})
+
+
+async def _list_page(request: Request, crm: CrmState) -> Response:
     try:
         page = int_param(request, "page", 1, 1)
         page_size = min(int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE)

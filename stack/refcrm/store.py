@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS customer (
   updated_at    TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS customer_code_key_uq ON customer (code_key);
+CREATE INDEX IF NOT EXISTS customer_external_ref ON customer (external_ref);
 """
 
 Record = dict[str, Any]
@@ -91,6 +92,27 @@ class CustomerStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM customer WHERE code_key = ? ORDER BY id", (code_key(code),)
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def find_by_codes(self, codes: list[str]) -> list[Record]:
+        """Records holding any of ``codes`` (matching as for one code)."""
+        keys = sorted({code_key(code) for code in codes})
+        if not keys:
+            return []
+        marks = ", ".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM customer WHERE code_key IN ({marks}) ORDER BY id",  # noqa: S608 - only marks
+                keys,
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def find_by_external_ref(self, ref: str) -> list[Record]:
+        """Records whose ``external_ref`` is exactly ``ref``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM customer WHERE external_ref = ? ORDER BY id", (ref,)
             ).fetchall()
         return [_record(row) for row in rows]
 

@@ -96,7 +96,11 @@ def send(settings: Settings, intents: list[SyncIntent]) -> int:
 
 
 async def _crm_view(settings: Settings) -> dict[str, CrmRecord]:
-    crm = CrmClient.connect(settings.crm_url, settings.crm_token.get_secret_value())
+    crm = CrmClient.connect(
+        settings.crm_url,
+        settings.crm_token.get_secret_value(),
+        allow_insecure_http=settings.crm_allow_insecure_http,
+    )
     try:
         return {code_key(r.code): r async for r in crm.iter_all()}
     finally:

@@ -53,9 +53,13 @@ def _fail(exc: Exception) -> typer.Exit:
 def worker(loglevel: str = typer.Option("info", help="Faust log level.")) -> None:
     """Run the Faust worker against the configured Kafka and CRM (until stopped)."""
     from acct2crm.app.worker import run_worker
+    from acct2crm.errors import ConfigError
     from acct2crm.settings import get_settings
 
-    run_worker(get_settings(), loglevel=loglevel)
+    try:
+        run_worker(get_settings(), loglevel=loglevel)
+    except ConfigError as exc:  # e.g. a CRM URL that would send the token in clear
+        raise _fail(exc) from exc
 
 
 @app.command()

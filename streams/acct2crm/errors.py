@@ -11,14 +11,18 @@ at the edge with ``raise ... from exc`` so callers only ever handle these::
     ├── DecodeError            a change message cannot be decoded (bad input)
     ├── BadRowError            a row cannot be synced (e.g. empty code)
     └── CrmError               the CRM answered badly or not at all
-        ├── CrmRetryable       try again later: network, timeout, 5xx, 429
-        └── CrmPermanent       retrying cannot help: 4xx other than 409/404/429
-            ├── CrmRejected    422: a field the CRM refuses (carries field, reason)
+        ├── CrmRetryable       try again later: network, timeout, 5xx, 429, 408
+        │   └── CrmMisconfigured  the operator must fix the CRM settings: 401/403,
+        │                         a redirect, no customer API at crm_url
+        └── CrmPermanent       retrying cannot help this record: other 4xx
+            ├── CrmRejected    422, or 400: the CRM refuses this record or query
             ├── CrmConflict    409: the code already exists
             └── CrmNotFound    404: the record is gone
 
-Retryable errors wait and retry in order (rule R4); permanent ones become a
-``failed`` result plus a dead letter, and the line goes on.
+Retryable errors wait and retry in order (rule R4); a misconfiguration waits
+the same way (nothing is lost while the operator fixes it) and shows as such
+on ``status``. Permanent ones are that one record's failure: a ``failed``
+result plus a dead letter, and the line goes on.
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ class CrmRetryable(CrmError):
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class CrmMisconfigured(CrmRetryable):
+    """The CRM cannot be used as configured (token refused, URL redirects or is no API).
+
+    Retryable: every change waits, in order, until the operator fixes the
+    settings, instead of every change failing.
+    """
 
 
 class CrmPermanent(CrmError):

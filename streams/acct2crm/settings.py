@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     # unset = the local reference CRM on crm_port
     crm_url: str = Field(default=None, validate_default=True)
     crm_token: SecretStr = SecretStr("local-dev-token")
+    # plain http to a non-loopback CRM sends the token in clear: refused unless set
+    crm_allow_insecure_http: bool = False
     crm_timeout_s: PositiveFloat = 10.0
     crm_max_concurrency: PositiveInt = 8
     # our own pacing; 0 = none (Retry-After still honoured)

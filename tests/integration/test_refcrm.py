@@ -210,6 +210,29 @@ def test_find_by_code_matches_case_spaces_and_nfd(crm: httpx.Client) -> None:
     assert crm.get("/api/customers", params={"code": ""}).json()["items"] == []
 
 
+def test_find_by_external_ref_is_exact(crm: httpx.Client) -> None:
+    ref = f"t{secrets.token_hex(4)}:42"
+    first = create(crm, external_ref=ref)
+    create(crm, external_ref=f"{ref}0")  # a prefix match is not a match
+    second = create(crm, external_ref=ref)
+    reply = crm.get("/api/customers", params={"external_ref": ref})
+    assert reply.status_code == 200
+    assert reply.json() == {"items": [first, second]}
+    assert crm.get("/api/customers", params={"external_ref": "none:0"}).json()["items"] == []
+
+
+def test_find_by_codes_matches_each_code_and_caps_at_100(crm: httpx.Client) -> None:
+    a, b = create(crm, code=code("A")), create(crm, code=code("B"))
+    query = ",".join([a["code"].lower(), f" {b['code']} ", code("NONE")])
+    reply = crm.get("/api/customers", params={"codes": query})
+    assert reply.status_code == 200
+    assert reply.json() == {"items": [a, b]}
+    many = ",".join(code("X") for _ in range(101))
+    reply = crm.get("/api/customers", params={"codes": many})
+    assert reply.status_code == 422
+    assert reply.json()["errors"][0]["field"] == "codes"
+
+
 @pytest.mark.parametrize(
     "variant",
     [str.lower, lambda k: f"  {k} ", lambda k: f"\t{k.lower()}\n", nfd],

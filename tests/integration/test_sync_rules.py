@@ -99,6 +99,24 @@ def test_r2c_row_becoming_a_customer_is_created(pipe: Pipeline) -> None:
     assert len(pipe.crm_by_code(code)) == 1
 
 
+def test_r2d_row_renamed_while_out_of_scope_keeps_its_one_crm_record(pipe: Pipeline) -> None:
+    tag = unique_tag()
+    row = pipe.insert(f"{tag}-OLD")
+    pipe.update(row, is_customer=False)  # leaves the scope
+    pipe.update(row, code=f"{tag}-NEW")  # renamed while out of scope: the sync cannot see it
+    pipe.update(row, is_customer=True, phone="0912345678")  # back in scope
+    results = pipe.results([row], 4)
+    assert actions(results) == [
+        "created", "ignored_out_of_scope", "ignored_out_of_scope", "updated"
+    ]
+    assert results[3]["reason"].startswith("R2d:"), results[3]["reason"]
+    assert results[3]["crm_id"] == results[0]["crm_id"]
+    [record] = pipe.crm_all(tag)  # one record, never a second one
+    assert record["id"] == results[0]["crm_id"]
+    assert (record["code"], record["phone"]) == (f"{tag}-NEW", "0912345678")
+    assert record["external_ref"] == f"default:{row}"
+
+
 def test_r3_delete_keeps_the_crm_record(pipe: Pipeline) -> None:
     code = unique_tag()
     row = pipe.insert(code)

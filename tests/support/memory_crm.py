@@ -58,6 +58,14 @@ class MemoryCrm:
         holder = self._holder(code)
         return [holder] if holder else []
 
+    async def find_by_external_ref(self, ref: str) -> list[CrmRecord]:
+        await self._yield()
+        self.reads += 1
+        self.calls.append(("find_ref", ref))
+        return sorted(
+            (r for r in self.records.values() if r.external_ref == ref), key=lambda r: r.id
+        )
+
     async def get(self, crm_id: int) -> CrmRecord:
         await self._yield()
         self.reads += 1

@@ -190,3 +190,12 @@ def test_dockerfile_product_image_carries_the_product_alone() -> None:
     assert "COPY stack ./stack" in stages["refcrm"]
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".acct2crm", ".acct2crm-test", ".venv"} <= set(ignored)
+
+
+def test_the_worker_may_reach_the_crm_over_the_private_network() -> None:
+    from acct2crm.crm.client import check_crm_url
+
+    text = (REPO / "docker-compose.yml").read_text()
+    env = yaml.safe_load(text)["services"]["worker"]["environment"]
+    allowed = interpolate(str(env["ACCT2CRM_CRM_ALLOW_INSECURE_HTTP"])).lower() == "true"
+    check_crm_url(env["ACCT2CRM_CRM_URL"], allow_insecure_http=allowed)

@@ -16,6 +16,7 @@ from acct2crm.rules.decide import (
     SyncIntent,
     classify,
     decide,
+    pick_ours,
 )
 from acct2crm.rules.scope import DEFAULT_SCOPE, SyncScope, parse_scope
 from tests.support.changes import change, row
@@ -168,6 +169,75 @@ def test_code_case_change_is_an_update_of_the_same_record() -> None:
     decision = decide(intent, {"kh001": crm(7, "kh001")})
     assert isinstance(decision.call, Patch)
     assert decision.call.fields["code"] == "KH001"
+
+
+# R2d: the CRM holds this row (external_ref "default:1") under a code that is neither K nor K0
+OURS = crm(7, "OLD-7", "default:1", phone="0900")
+
+
+@pytest.mark.parametrize(
+    ("label", "c", "view", "ours", "action", "rule", "crm_id"),
+    [
+        ("R2d rename", RENAME, {"kh009": None, "kh001": None}, OURS, Action.UPDATED, "R2d", 7),
+        ("R2d same code", UPDATE_SAME, {"kh001": None}, OURS, Action.UPDATED, "R2d", 7),
+        (
+            "R2c: the record names another row",
+            RENAME,
+            {"kh009": None, "kh001": None},
+            crm(7, "OLD-7", "default:10"),
+            Action.CREATED,
+            "R2c",
+            None,
+        ),
+        (
+            "R2c: a record made in the CRM",
+            UPDATE_SAME,
+            {"kh001": None},
+            crm(7, "OLD-7"),
+            Action.CREATED,
+            "R2c",
+            None,
+        ),
+        ("R2c: nothing names the row", UPDATE_SAME, {"kh001": None}, None, Action.CREATED, "R2c",
+         None),
+        ("R2a wins over R2d", UPDATE_SAME, {"kh001": crm(8, "KH001")}, OURS, Action.UPDATED,
+         "R2a", 8),
+        (
+            "R2b wins over R2d",
+            RENAME,
+            {"kh009": None, "kh001": crm(8, "KH001")},
+            OURS,
+            Action.UPDATED,
+            "R2b",
+            8,
+        ),
+        ("an insert is never R2d", INSERT, {"kh001": None}, OURS, Action.CREATED, "R1a", None),
+    ],
+)
+def test_r2d_table(label, c, view, ours, action, rule, crm_id) -> None:  # type: ignore[no-untyped-def]
+    decision = decide(intent_of(c), view, ours)
+    assert decision.action is action, label
+    assert decision.reason.startswith(f"{rule}:"), (label, decision.reason)
+    assert decision.crm_id == crm_id, label
+    if crm_id is None:
+        assert isinstance(decision.call, Create), label
+
+
+def test_r2d_patch_renames_our_record_to_k_and_sends_changed_fields() -> None:
+    decision = decide(intent_of(RENAME), {"kh009": None, "kh001": None}, OURS)
+    assert isinstance(decision.call, Patch)
+    assert decision.call.crm_id == 7
+    assert decision.call.fields["code"] == "KH009"
+    assert decision.call.fields["phone"] is None  # accounting's value wins
+    assert decision.call.fields["external_ref"] == "default:1"
+    assert "OLD-7" in decision.reason and "KH009" in decision.reason
+
+
+def test_pick_ours_matches_the_ref_exactly_and_keeps_the_oldest() -> None:
+    records = [crm(9, "B", "default:1"), crm(3, "C", "default:10"), crm(5, "A", "default:1")]
+    picked = pick_ours(records, "default:1")
+    assert picked is not None and picked.id == 5
+    assert pick_ours([crm(3, "C", "default:10"), crm(4, "D")], "default:1") is None
 
 
 # ------------------------------------------------------------- classify

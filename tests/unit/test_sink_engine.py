@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -12,7 +13,7 @@ from acct2crm.rules.change import Action
 from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
-from acct2crm.sink.engine import SinkEngine, plan_lanes
+from acct2crm.sink.engine import Applied, SinkEngine, plan_lanes
 from acct2crm.sink.pacing import RetryPolicy
 from tests.support.changes import change, row
 from tests.support.memory_crm import MemoryCrm
@@ -81,7 +82,7 @@ async def test_update_meeting_409_updates_the_record_that_has_the_code() -> None
     assert len(crm.records) == 1
 
 
-async def test_stale_cache_never_overwrites_a_record_sales_renamed() -> None:
+async def test_stale_cache_never_decides_a_write() -> None:
     crm = MemoryCrm()
     engine = engine_for(crm)
     await engine.apply_batch([intent(change("c", after=row(1, "KH001"), lsn=10))])
@@ -90,9 +91,112 @@ async def test_stale_cache_never_overwrites_a_record_sales_renamed() -> None:
     await crm.patch(ours.id, {"code": "VIP-1"})
     upd = change("u", before=row(1, "KH001"), after=row(1, "KH001", name="Edited"), lsn=20)
     [result] = await engine.apply_batch([intent(upd)])
-    assert result.action is Action.CREATED  # R2c: the CRM no longer has KH001
-    assert crm.records[ours.id].fields["name"] == "Customer KH001"
-    assert crm.records[ours.id].fields["code"] == "VIP-1"
+    # the CRM has no KH001 now, but still names row 1 on VIP-1: R2d, no second record
+    assert result.action is Action.UPDATED
+    assert result.reason.startswith("R2d:")
+    assert len(crm.records) == 1
+    assert crm.records[ours.id].fields["code"] == "KH001"
+    assert crm.records[ours.id].fields["name"] == "Edited"
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+async def test_r2d_row_renamed_while_out_of_scope_keeps_one_crm_record(seeded: bool) -> None:
+    crm = MemoryCrm()
+    table: dict[str, object] = {}
+    engine = engine_for(crm, seeded=seeded, table=table)
+    [created] = await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # out of scope (never reaches the sink): is_customer off, code A → B
+    hidden = change("u", before=row(1, "A"), after=row(1, "B", is_customer=False), lsn=20)
+    assert not isinstance(classify(hidden, DEFAULT_SCOPE), SyncIntent)
+    back = change(
+        "u", before=row(1, "B", is_customer=False), after=row(1, "B", phone="0901"), lsn=30
+    )
+    [result] = await engine.apply_batch([intent(back)])
+    assert result.action is Action.UPDATED
+    assert result.reason.startswith("R2d:")
+    assert result.crm_id == created.crm_id
+    [record] = crm.records.values()
+    assert (record.code, record.fields["phone"], record.external_ref) == ("B", "0901", "default:1")
+    cache = CodeCache(table, "default")
+    assert cache.get("a") is None
+    assert cache.get("b") is not None and cache.get("b").id == record.id  # type: ignore[union-attr]
+    # a later rename is plain R2b from the table
+    later = change("u", before=row(1, "B"), after=row(1, "C"), lsn=40)
+    [renamed] = await engine.apply_batch([intent(later)])
+    assert renamed.reason.startswith("R2b:")
+    assert [r.code for r in crm.records.values()] == ["C"]
+
+
+class SlowCrm(MemoryCrm):
+    """Slow look-ups by external_ref and writes; counts writes in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def find_by_external_ref(self, ref: str):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.02)
+        return await super().find_by_external_ref(ref)
+
+    async def patch(self, crm_id, fields):  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        return await super().patch(crm_id, fields)
+
+
+async def test_r2d_keeps_commit_order_with_a_lane_that_takes_the_old_code() -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # row 1 left the scope and became B; then it came back, and row 2 took code A
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    taken = change("c", after=row(2, "A"), lsn=40)
+    results = await engine.apply_batch([intent(back), intent(taken)])
+    assert [r.action for r in results] == [Action.UPDATED, Action.CREATED]
+    assert sorted((r.code, r.external_ref) for r in crm.records.values()) == [
+        ("A", "default:2"), ("B", "default:1")
+    ]
+
+
+async def test_r2d_then_a_rename_of_the_same_row_in_one_batch() -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    renamed = change("u", before=row(1, "B"), after=row(1, "C"), lsn=40)
+    results = await engine.apply_batch([intent(back), intent(renamed)])
+    assert [r.reason[:4] for r in results] == ["R2d:", "R2b:"]
+    assert [(r.code, r.external_ref) for r in crm.records.values()] == [("C", "default:1")]
+
+
+@pytest.mark.parametrize("synced", [True, False], ids=["R2a", "R2d"])
+async def test_updates_of_different_rows_still_run_concurrently(synced: bool) -> None:
+    crm = SlowCrm()
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(i, f"K{i}"), lsn=i)) for i in (1, 2)])
+    new = "K" if synced else "N"  # N: renamed while out of scope, now back (R2d)
+    edits = [
+        change("u", before=row(i, f"{new}{i}"), after=row(i, f"{new}{i}", phone="1"), lsn=10 + i)
+        for i in (1, 2)
+    ]
+    results = await engine.apply_batch([intent(c) for c in edits])
+    assert {r.reason[:4] for r in results} == {"R2a:" if synced else "R2d:"}
+    assert crm.most_in_flight == 2
+
+
+async def test_r2c_still_creates_when_no_record_names_the_row() -> None:
+    crm = MemoryCrm()
+    crm.add("OTHER", external_ref="default:10")  # a neighbour's record, not ours
+    engine = engine_for(crm)
+    upd = change("u", before=row(1, "A", is_customer=False), after=row(1, "A"), lsn=10)
+    [result] = await engine.apply_batch([intent(upd)])
+    assert result.action is Action.CREATED
+    assert result.reason.startswith("R2c:")
+    assert ("find_ref", "default:1") in crm.calls
+    assert len(crm.records) == 2
 
 
 async def test_replaying_everything_costs_zero_crm_writes() -> None:
@@ -163,6 +267,99 @@ async def test_rejected_row_fails_and_the_next_goes_on() -> None:
     )
     assert [r.action for r in results] == [Action.FAILED, Action.CREATED]
     assert "tax_code" in results[0].reason
+
+
+class OneLaneLookupFails(MemoryCrm):
+    """Looking up one code fails for good; every write is slower than that failure."""
+
+    def __init__(self, bad_code: str, error: Exception) -> None:
+        super().__init__()
+        self.bad = bad_code.casefold()
+        self.error = error
+        self.batch_returned = False
+        self.late_writes: list[str] = []
+
+    async def find_by_code(self, code):  # type: ignore[no-untyped-def]
+        if code.casefold() == self.bad:
+            raise self.error
+        return await super().find_by_code(code)
+
+    async def _slow_write(self, what: str) -> None:
+        await asyncio.sleep(0.02)
+        if self.batch_returned:
+            self.late_writes.append(what)
+
+    async def create(self, fields):  # type: ignore[no-untyped-def]
+        await self._slow_write(f"create {fields.get('code')}")
+        return await super().create(fields)
+
+    async def patch(self, crm_id, fields):  # type: ignore[no-untyped-def]
+        await self._slow_write(f"patch {crm_id}")
+        return await super().patch(crm_id, fields)
+
+
+LOOKUP_ERRORS = [
+    CrmRejected("CRM rejected the record: bad query", status=400),
+    RuntimeError("a bug in a lookup"),
+]
+
+
+def lanes_batch() -> list[SyncIntent]:
+    return [
+        intent(change("c", after=row(1, "A"), lsn=10)),
+        intent(change("c", after=row(2, "BAD"), lsn=20)),
+        intent(change("c", after=row(3, "C"), lsn=30)),
+        intent(change("u", before=row(1, "A"), after=row(1, "A", phone="0901"), lsn=40)),
+    ]
+
+
+@pytest.mark.parametrize("error", LOOKUP_ERRORS, ids=["400", "bug"])
+async def test_a_failing_lane_fails_only_its_command_and_the_batch_waits_for_all_lanes(
+    error: Exception,
+) -> None:
+    crm = OneLaneLookupFails("BAD", error)
+    engine = engine_for(crm, seeded=False)  # every code is looked up in the CRM
+    returned: list[Applied] | Exception
+    try:
+        returned = await engine.apply_batch(lanes_batch())
+    except Exception as exc:  # the old engine let the lane's error out: see what followed
+        returned = exc
+    crm.batch_returned = True
+    await asyncio.sleep(0.1)  # time for any orphaned write to land
+    assert crm.late_writes == []
+    assert not isinstance(returned, Exception), returned
+    results = returned
+    assert [r.action for r in results] == [
+        Action.CREATED, Action.FAILED, Action.CREATED, Action.UPDATED
+    ]
+    assert str(error) in results[1].reason
+    assert results[1].error == type(error).__name__
+    assert sorted(r.code for r in crm.records.values()) == ["A", "C"]
+    assert crm.by_code()["a"].fields["phone"] == "0901"
+
+
+@pytest.mark.parametrize("error", LOOKUP_ERRORS, ids=["400", "bug"])
+async def test_applier_dead_letters_only_the_failed_command(error: Exception) -> None:
+    from acct2crm.app.pipeline import CommandApplier, Message
+    from acct2crm.records.avro import command_type
+    from acct2crm.records.convert import command_record
+    from tests.unit.test_pipeline import Sent
+
+    crm = OneLaneLookupFails("BAD", error)
+    sent = Sent()
+
+    async def seed() -> None:
+        return None
+
+    applier = CommandApplier(engine_for(crm, seeded=False), sent.outputs(), seed)
+    messages = [
+        Message("commands", 0, offset, b"k", command_type().encode(command_record(i, offset)))
+        for offset, i in enumerate(lanes_batch())
+    ]
+    await applier.handle_batch(messages)
+    assert [r["action"] for r in sent.results] == ["created", "failed", "created", "updated"]
+    assert [d["offset"] for d in sent.dead] == [1]
+    assert sent.dead[0]["error"] == type(error).__name__
 
 
 def test_lanes_serialise_shared_codes_and_rows_only() -> None:

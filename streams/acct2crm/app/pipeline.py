@@ -200,7 +200,9 @@ class CommandApplier:
         for outcome, (message, change_offset) in zip(applied, origin, strict=True):
             await self._report(outcome)
             if outcome.action is Action.FAILED:
-                await self._out.dead_letter(message, "CrmRejected", outcome.reason, change_offset)
+                await self._out.dead_letter(
+                    message, outcome.error or "CrmRejected", outcome.reason, change_offset
+                )
 
     async def _report(self, outcome: Applied) -> None:
         intent = outcome.intent

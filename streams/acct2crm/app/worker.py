@@ -133,7 +133,10 @@ def build_app(settings: Settings) -> faust.App:
     wait_state = WaitState()
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(
-        settings.crm_url, settings.crm_token.get_secret_value(), timeout_s=settings.crm_timeout_s
+        settings.crm_url,
+        settings.crm_token.get_secret_value(),
+        timeout_s=settings.crm_timeout_s,
+        allow_insecure_http=settings.crm_allow_insecure_http,
     )
     cache = CodeCache(code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
@@ -196,6 +199,7 @@ def build_app(settings: Settings) -> faust.App:
             {
                 "state": "waiting_for_crm" if wait_state.reason else "running",
                 "waiting_reason": wait_state.reason,
+                "waiting_kind": wait_state.kind,  # "configuration": the operator must act
                 "waiting_since": wait_state.since,
                 "crm_retries": wait_state.retries,
                 "scope": scope.current().describe(),

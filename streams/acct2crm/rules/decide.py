@@ -6,15 +6,16 @@ Two steps, both pure:
     everything that needs no CRM knowledge: deletes (R3), snapshots, scope
     (R1/R2/R5), bad rows, replays, TOAST placeholders. Returns a final
     ``Outcome`` or a ``SyncIntent`` for the sink.
-``decide(intent, view)``
-    R1a/R1b/R2a/R2b/R2c from the CRM records that hold the codes involved.
-    The sink calls it again with the CRM's own answer after a 409 or 404, so
-    the table (a cache) can never cause a duplicate or a wrong overwrite.
+``decide(intent, view, ours)``
+    R1a/R1b/R2a/R2b/R2c/R2d from the CRM records that hold the codes involved
+    and, for R2d, the record whose ``external_ref`` names this row. The sink
+    calls it again with the CRM's own answer after a 409 or 404, so the table
+    (a cache) can never cause a duplicate or a wrong overwrite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from acct2crm.rules.change import (
@@ -204,11 +205,19 @@ def changed_fields(fields: Fields, record: CrmRecord) -> Fields:
     }
 
 
-def decide(intent: SyncIntent, view: Mapping[str, CrmRecord | None]) -> Decision:
-    """Apply R1a/R1b (inserts) or R2a/R2b/R2c (updates) to the CRM's records.
+def decide(
+    intent: SyncIntent,
+    view: Mapping[str, CrmRecord | None],
+    ours: CrmRecord | None = None,
+) -> Decision:
+    """Apply R1a/R1b (inserts) or R2a/R2b/R2c/R2d (updates) to the CRM's records.
 
     ``view`` maps code keys to the CRM record holding that code, or ``None``
-    when the CRM has none; it must cover ``intent.code_keys()``.
+    when the CRM has none; it must cover ``intent.code_keys()``. ``ours`` is
+    the CRM record whose ``external_ref`` names this row under some other
+    code (see ``pick_ours``), or ``None``: only an update whose codes the CRM
+    does not know looks at it (R2d), and an R2c create is only sound once it
+    was looked up.
     """
     ref = intent.external_ref
     holder = view.get(code_key(intent.code))
@@ -237,11 +246,30 @@ def decide(intent: SyncIntent, view: Mapping[str, CrmRecord | None]) -> Decision
                 Patch(previous.id, {**diff, "code": intent.code, "external_ref": ref}),
                 previous.id,
             )
+    if ours is not None and ours.external_ref == ref:
+        diff = changed_fields(intent.fields, ours)
+        return Decision(
+            Action.UPDATED,
+            f"R2d: CRM customer {ours.id} already holds this row under code {ours.code}; "
+            f"updated, its code becomes {intent.code}",
+            Patch(ours.id, {**diff, "code": intent.code, "external_ref": ref}),
+            ours.id,
+        )
     return Decision(
         Action.CREATED,
         "R2c: edited customer was not in the CRM; created",
         Create({**intent.fields, "external_ref": ref}),
     )
+
+
+def pick_ours(records: Iterable[CrmRecord], ref: str) -> CrmRecord | None:
+    """The record R2d follows among those the CRM lists for ``external_ref == ref``.
+
+    Exact matches only; if an earlier fault left several, the oldest (lowest
+    id) is the one the sync made first, so it is the one kept in step.
+    """
+    mine = [r for r in records if r.external_ref == ref]
+    return min(mine, key=lambda r: r.id) if mine else None
 
 
 def _decide_insert(intent: SyncIntent, holder: CrmRecord | None, ref: str) -> Decision:

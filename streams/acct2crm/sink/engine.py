@@ -4,22 +4,24 @@ Intents whose codes (or rows) overlap form one lane and run strictly in
 order; separate lanes run concurrently, bounded by a semaphore and an
 optional pace. Every CRM reply feeds the code cache. A decision made from the
 cache is checked against the CRM before it writes over a record or skips
-an insert, and a 409/404 makes the rule decide again from the CRM's answer.
+an insert; an update is only created (R2c) once the CRM was asked whether a
+record already names its row (R2d); a 409/404 makes the rule decide again
+from the CRM's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from acct2crm.errors import CrmConflict, CrmNotFound, CrmPermanent, CrmRejected
+from acct2crm.errors import CrmConflict, CrmError, CrmNotFound, CrmPermanent, CrmRejected
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide
+from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide, pick_ours
 from acct2crm.sink.code_cache import SEP, CodeCache
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
 from acct2crm.sink.ports import CrmPort
@@ -27,7 +29,7 @@ from acct2crm.sink.positions import PositionBook
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS = 5
+MAX_ROUNDS = 8  # decisions per intent: cache, CRM view, R2d look-up, 409s
 T = TypeVar("T")
 
 
@@ -39,6 +41,7 @@ class Applied:
     action: Action
     reason: str
     crm_id: int | None = None
+    error: str | None = None  # for a failure: the kind of error, named in its dead letter
 
 
 class SinkEngine:
@@ -62,17 +65,75 @@ class SinkEngine:
         self.wait_state = wait_state or WaitState()
 
     async def apply_batch(self, intents: Sequence[SyncIntent]) -> list[Applied]:
-        """Apply a batch; results come back in the batch's order."""
-        results: list[Applied | None] = [None] * len(intents)
+        """One outcome per intent, in the batch's order.
+
+        A lane never raises: an error is the outcome of the command it hit,
+        and the lane goes on with its next command. So every lane runs to its
+        end before this returns, and no write of this batch can land after a
+        later batch wrote a newer change for the same code.
+        """
+        owners = await self._owners_ahead(intents)
+        extra = {i: (code_key(r.code),) for i, r in owners.items() if r is not None}
+        results: dict[int, Applied] = {}
 
         async def run_lane(indexes: list[int]) -> None:
-            for index in indexes:
-                results[index] = await self.apply_one(intents[index])
+            for position, index in enumerate(indexes):
+                # first of its lane: nothing of this batch touched that record yet
+                ahead = position == 0 and index in owners
+                ours = owners.get(index) if ahead else None
+                results[index] = await self._apply_guarded(intents[index], ours, looked_up=ahead)
 
-        await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents)))
-        return [r for r in results if r is not None]
+        await asyncio.gather(*(run_lane(lane) for lane in plan_lanes(intents, extra)))
+        return [results[index] for index in range(len(intents))]
 
-    async def apply_one(self, intent: SyncIntent) -> Applied:
+    async def _owners_ahead(self, intents: Sequence[SyncIntent]) -> dict[int, CrmRecord | None]:
+        """For each update the table holds no record for: the record naming its row.
+
+        Such an update may end in R2d, writing that record under a code no
+        other part of the intent names; its lane must include that code so the
+        record keeps commit order with every other change of the batch. Only
+        the row's own changes can make a record name it, and those share its
+        lane, so looking before the batch is enough.
+        """
+        wanted = [
+            index
+            for index, intent in enumerate(intents)
+            if not intent.is_insert and not any(self._cache.get(k) for k in intent.code_keys())
+        ]
+
+        async def look(index: int) -> CrmRecord | None:
+            try:
+                return await self._find_ours(intents[index].external_ref)
+            except CrmError as exc:  # its lane finds out again, and fails that command alone
+                log.info("looking up the record of a row ahead of its batch failed: %s", exc)
+                return None
+
+        found = await asyncio.gather(*(look(index) for index in wanted))
+        return dict(zip(wanted, found, strict=True))
+
+    async def _apply_guarded(
+        self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False
+    ) -> Applied:
+        """``apply_one``, with any error it lets out turned into this command's failure."""
+        try:
+            return await self.apply_one(intent, ours, looked_up=looked_up)
+        except CrmError as exc:  # a look-up the CRM refused for good; retryable ones wait inside
+            return Applied(
+                intent,
+                Action.FAILED,
+                f"CRM refused a look-up for this change: {exc}",
+                error=type(exc).__name__,
+            )
+        except Exception as exc:
+            log.exception("unexpected error applying a change of row %s", intent.accounting_id)
+            return Applied(
+                intent, Action.FAILED, f"internal error: {exc}", error=type(exc).__name__
+            )
+
+    async def apply_one(
+        self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False
+    ) -> Applied:
+        """Apply one intent; ``ours``/``looked_up``: the R2d look-up, if already done."""
         applied = self._positions.applied(intent.tenant, intent.accounting_id)
         if applied is not None and intent.position.lsn <= applied.lsn:
             return Applied(
@@ -84,9 +145,12 @@ class SinkEngine:
         fresh = not all(self._cache.known(k) for k in keys)
         view = await self._fresh_view(keys) if fresh else {k: self._cache.get(k) for k in keys}
         for _ in range(MAX_ROUNDS):
-            decision = decide(intent, view)
+            decision = decide(intent, view, ours)
             if not fresh and _needs_check(intent, decision):
                 view, fresh = await self._fresh_view(keys), True
+                continue
+            if not looked_up and _creates_for_update(intent, decision):
+                ours, looked_up = await self._find_ours(intent.external_ref), True
                 continue
             if decision.call is None:
                 self._positions.record(intent.tenant, intent.accounting_id, intent.position)
@@ -96,19 +160,30 @@ class SinkEngine:
             except (CrmConflict, CrmNotFound) as exc:
                 log.info("CRM answered %s; deciding again from the CRM's records", exc)
                 view, fresh = await self._fresh_view(keys), True
+                ours, looked_up = None, False
                 continue
             except CrmRejected as exc:
-                return Applied(intent, Action.FAILED, f"CRM rejected the row: {exc}")
+                return Applied(
+                    intent, Action.FAILED, f"CRM rejected the row: {exc}", error="CrmRejected"
+                )
             except CrmPermanent as exc:
-                return Applied(intent, Action.FAILED, f"CRM refused the change: {exc}")
+                return Applied(
+                    intent,
+                    Action.FAILED,
+                    f"CRM refused the change: {exc}",
+                    error=type(exc).__name__,
+                )
             self._cache.remember(record)
-            for key in keys:
-                if key != code_key(record.code):
-                    self._cache.forget_if(key, record.id)
+            moved_from = {*keys, *([code_key(ours.code)] if ours is not None else [])}
+            for key in moved_from - {code_key(record.code)}:
+                self._cache.forget_if(key, record.id)
             self._positions.record(intent.tenant, intent.accounting_id, intent.position)
             return Applied(intent, decision.action, decision.reason, record.id)
         return Applied(
-            intent, Action.FAILED, f"the CRM's records kept changing over {MAX_ROUNDS} tries"
+            intent,
+            Action.FAILED,
+            f"the CRM's records kept changing over {MAX_ROUNDS} tries",
+            error="CrmConflict",
         )
 
     async def _execute(self, decision: Decision) -> CrmRecord:
@@ -130,6 +205,14 @@ class SinkEngine:
                 self._cache.remember(holder)
             view[key] = holder
         return view
+
+    async def _find_ours(self, ref: str) -> CrmRecord | None:
+        """The CRM record that already names this row (R2d), remembered under its code."""
+        found = await self._call(partial(self._crm.find_by_external_ref, ref))
+        ours = pick_ours(found, ref)
+        if ours is not None:
+            self._cache.remember(ours)
+        return ours
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
         async def paced() -> T:
@@ -161,8 +244,18 @@ def _needs_check(intent: SyncIntent, decision: Decision) -> bool:
     return decision.call is not None
 
 
-def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
-    """Group intents that share a code or a row; each lane keeps commit order."""
+def _creates_for_update(intent: SyncIntent, decision: Decision) -> bool:
+    """An R2c create: the CRM may hold this row under another code (R2d); look first."""
+    return isinstance(decision.call, Create) and not intent.is_insert
+
+
+def plan_lanes(
+    intents: Sequence[SyncIntent], extra: Mapping[int, Sequence[str]] | None = None
+) -> list[list[int]]:
+    """Group intents that share a code or a row; each lane keeps commit order.
+
+    ``extra``: more code keys an intent may write, by its index (R2d).
+    """
     parent = list(range(len(intents)))
 
     def find(i: int) -> int:
@@ -173,7 +266,8 @@ def plan_lanes(intents: Sequence[SyncIntent]) -> list[list[int]]:
 
     owner: dict[str, int] = {}
     for index, intent in enumerate(intents):
-        for token in (*intent.code_keys(), f"row{SEP}{intent.accounting_id}"):
+        more = (extra or {}).get(index, ())
+        for token in (*intent.code_keys(), *more, f"row{SEP}{intent.accounting_id}"):
             if token in owner:
                 parent[find(index)] = find(owner[token])
             else:

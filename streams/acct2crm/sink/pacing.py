@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from acct2crm.errors import CrmRetryable
+from acct2crm.errors import CrmMisconfigured, CrmRetryable
 
 T = TypeVar("T")
 
@@ -54,16 +54,26 @@ class WaitState:
         self.reason: str | None = None
         self.since: float | None = None
         self.retries = 0
+        self.configuration = False  # the operator must fix a setting (token, crm_url)
 
-    def waiting(self, reason: str) -> None:
+    def waiting(self, reason: str, *, configuration: bool = False) -> None:
         if self.reason is None:
             self.since = time.time()
         self.reason = reason
+        self.configuration = configuration
         self.retries += 1
 
     def clear(self) -> None:
         self.reason = None
         self.since = None
+        self.configuration = False
+
+    @property
+    def kind(self) -> str | None:
+        """``configuration`` or ``unavailable`` while waiting; None otherwise."""
+        if self.reason is None:
+            return None
+        return "configuration" if self.configuration else "unavailable"
 
 
 async def call_with_retry(
@@ -81,7 +91,7 @@ async def call_with_retry(
             result = await call()
         except CrmRetryable as exc:
             delay = policy.delay(attempt, exc.retry_after)
-            state.waiting(str(exc))
+            state.waiting(str(exc), configuration=isinstance(exc, CrmMisconfigured))
             if on_retry is not None:
                 on_retry(exc, delay)
             attempt += 1
