@@ -98,12 +98,12 @@ def checked_operation(operation: Any) -> Operation:
     ]
     if "fields" not in operation:
         errors.append(FieldError("fields", "is required"))
-    customer_id = operation.get("id", 0)
-    if op == "update" and (isinstance(customer_id, bool) or not isinstance(customer_id, int)):
+    customer_id: Any = operation.get("id") if op == "update" else 0
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
         errors.append(FieldError("id", "is required: the customer's id, an integer"))
     if errors:
         raise InvalidFields(errors)
-    return Operation(op, operation["fields"], int(customer_id))
+    return Operation(op, operation["fields"], customer_id)
 
 
 def result_of(outcome: Outcome) -> dict[str, Any]:
