@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +81,7 @@ class Accounts:
         self._base_rate_limit_per_s = base_rate_limit_per_s
         self._totals = totals
         self._admin_token = admin_token
+        self._adding = threading.Lock()  # two creates of one account make one Account
         self._by_id: dict[str, Account] = {}
         self._by_digest: dict[bytes, tuple[bytes, Account]] = {}
         # the faults set without an account: every account's, and a new account's
@@ -124,8 +126,9 @@ class Accounts:
                 "SELECT token FROM account WHERE id = ?", (account_id,)
             ).fetchone()
         token = str(row["token"])
-        if account_id not in self._by_id:
-            self._add(account_id, token)
+        with self._adding:
+            if account_id not in self._by_id:
+                self._add(account_id, token)
         return token, cursor.rowcount > 0
 
     def set_faults(self, body: Any) -> Faults:

@@ -70,7 +70,8 @@ def operations_of(body: Any) -> list[Any]:
 
 def apply_all(account: Account, operations: list[Any]) -> list[dict[str, Any]]:
     """Each operation in order, each with its own result. Blocking (SQLite)."""
-    return [result_of(apply_one(account, operation)) for operation in operations]
+    with account.store.database.transaction():
+        return [result_of(apply_one(account, operation)) for operation in operations]
 
 
 def apply_one(account: Account, operation: Any) -> Outcome:

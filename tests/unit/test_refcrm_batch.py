@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +139,24 @@ def test_a_batch_holds_at_most_100_operations() -> None:
 def test_a_body_that_is_not_a_batch_is_refused_whole(body: Any) -> None:
     with pytest.raises(InvalidFields):
         operations_of(body)
+
+
+def test_a_batch_commits_once_and_keeps_what_succeeded_before_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = CustomerStore(tmp_path / "crm.sqlite3")
+    accounts = Accounts(store, "admin", base_rate_limit_per_s=0, totals=Stats())
+    mine = accounts.get("default")
+    record = mine.store.create({"code": "TAKEN", "name": "n"})
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("refcrm.writes.update", broken)
+    with pytest.raises(RuntimeError):
+        apply_all(mine, [create("KEPT"), create("taken"), {"op": "update", "id": 1, "fields": {}}])
+    reader = CustomerStore(tmp_path / "crm.sqlite3")  # another connection sees it committed
+    assert [r["code"] for r in reader.page(1, 10).items] == ["TAKEN", "KEPT"]
+    assert reader.get(record["id"]) == record
+    reader.close()
+    store.close()
