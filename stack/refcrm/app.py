@@ -1,18 +1,19 @@
 """Routes of the reference CRM (docs/contract.md) and ``create_app``.
 
 Public, no token: ``GET /healthz``.
-``/api`` (bearer token; faults, rate limit): ``GET /api/customers?code=K``,
-``?codes=A,B,...`` (at most 100), ``?external_ref=R``, ``?page=N&page_size=M``,
+``/api`` (an account's bearer token; that account's records, faults and rate
+limit): ``GET /api/customers?code=K``, ``?codes=A,B,...`` (at most 100),
+``?external_ref=R``, ``GET /api/customers?page=N&page_size=M``,
 ``GET /api/customers/{id}``, ``POST /api/customers``,
-``PATCH /api/customers/{id}``. No delete.
-``/admin`` (bearer token; never faulted nor rate limited): ``GET /admin/stats``
-always; ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}``
-(test clean-up) only when started with fault injection, else 404.
+``PATCH /api/customers/{id}``, ``POST /api/customers/batch``. No delete.
+``/admin`` (the admin token; never faulted nor rate limited, see admin.py):
+``GET /admin/stats`` and ``GET|POST /admin/accounts`` always;
+``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}`` (test
+clean-up) only when started with fault injection, else 404.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -28,10 +29,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from refcrm import writes
 from refcrm.access_log import AccessLog
-from refcrm.gate import CrmState, api, crm_of, error, unauthorised
-from refcrm.store import CodeTaken, CustomerStore
-from refcrm.validation import FieldError, InvalidFields, validate_create, validate_patch
+from refcrm.accounts import Account, Accounts
+from refcrm.admin import admin_accounts, admin_delete_customer, admin_faults, admin_stats
+from refcrm.batch import batch_customers
+from refcrm.gate import CrmState, api, error
+from refcrm.replies import invalid, json_body
+from refcrm.stats import Stats
+from refcrm.store import CustomerStore
+from refcrm.validation import FieldError, InvalidFields
+from refcrm.writes import Outcome
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -39,31 +47,6 @@ MAX_CODES = 100  # ?codes=A,B,... names at most 100 codes (docs/contract.md)
 
 
 # ------------------------------------------------------------------ helpers
-def invalid(errors: list[FieldError], status: int = 422) -> JSONResponse:
-    detail = "; ".join(f"{e.field or 'body'}: {e.reason}" for e in errors)
-    body = {"detail": detail, "errors": [e.as_json() for e in errors]}
-    return JSONResponse(body, status_code=status)
-
-
-def conflict(exc: CodeTaken) -> JSONResponse:
-    reason = f"already used by customer {exc.existing_id}"
-    body = {
-        "detail": str(exc),
-        "existing_id": exc.existing_id,
-        "errors": [{"field": "code", "reason": reason}],
-    }
-    return JSONResponse(body, status_code=409)
-
-
-async def json_body(request: Request) -> Any:
-    """The decoded body; ``InvalidFields`` (answered 400) when it is not JSON."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidFields([FieldError(None, f"malformed JSON: {exc}")]) from exc
-
-
 def int_param(request: Request, name: str, default: int, minimum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -88,7 +71,7 @@ async def healthz(request: Request) -> Response:
 
 
 # -------------------------------------------------------------------- /api
-async def list_customers(request: Request, crm: CrmState) -> Response:
+async def list_customers(request: Request, crm: Account) -> Response:
     query = request.query_params
     if "code" in query:
         items = await run_in_threadpool(crm.store.find_by_code, query["code"])
@@ -106,7 +89,7 @@ async def list_customers(request: Request, crm: CrmState) -> Response:
     return JSONResponse({"items": items})
 
 
-async def _list_page(request: Request, crm: CrmState) -> Response:
+async def _list_page(request: Request, crm: Account) -> Response:
     try:
         page = int_param(request, "page", 1, 1)
         page_size = min(int_param(request, "page_size", DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE)
@@ -118,7 +101,7 @@ async def _list_page(request: Request, crm: CrmState) -> Response:
     return JSONResponse({"items": result.items, "next_page": result.next_page})
 
 
-async def get_customer(request: Request, crm: CrmState) -> Response:
+async def get_customer(request: Request, crm: Account) -> Response:
     customer_id = record_id(request)
     record = await run_in_threadpool(crm.store.get, customer_id)
     crm.stats.add("reads")
@@ -128,87 +111,26 @@ async def get_customer(request: Request, crm: CrmState) -> Response:
     return JSONResponse(record)
 
 
-async def _validated_write(
-    request: Request,
-    crm: CrmState,
-    validate: Callable[[Any], dict[str, Any]],
-    store: Callable[[dict[str, Any]], dict[str, Any] | None],
-) -> tuple[Response | None, dict[str, Any] | None]:
-    """Parse, validate and store one write: (the error answer, or None; the stored record)."""
+async def _written(request: Request, crm: Account, write: Callable[[Any], Outcome]) -> Response:
+    """Decode the body (400 when it is not JSON), then ``write`` it in a worker thread."""
     try:
         body = await json_body(request)
     except InvalidFields as exc:
         crm.stats.add("rejected")
-        return invalid(exc.errors, 400), None
-    try:
-        return None, await run_in_threadpool(store, validate(body))
-    except InvalidFields as exc:
-        crm.stats.add("rejected")
-        return invalid(exc.errors), None
-    except CodeTaken as exc:
-        crm.stats.add("conflicts")
-        return conflict(exc), None
+        return invalid(exc.errors, 400)
+    outcome = await run_in_threadpool(write, body)
+    headers = None
+    if outcome.status == 201:
+        headers = {"Location": f"/api/customers/{outcome.body['id']}"}
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
 
 
-async def create_customer(request: Request, crm: CrmState) -> Response:
-    failure, record = await _validated_write(request, crm, validate_create, crm.store.create)
-    if failure is not None:
-        return failure
-    assert record is not None
-    crm.stats.add("writes", "creates")
-    return JSONResponse(
-        record, status_code=201, headers={"Location": f"/api/customers/{record['id']}"}
-    )
+async def create_customer(request: Request, crm: Account) -> Response:
+    return await _written(request, crm, partial(writes.create, crm))
 
 
-async def patch_customer(request: Request, crm: CrmState) -> Response:
-    customer_id = record_id(request)
-    failure, record = await _validated_write(
-        request, crm, validate_patch, partial(crm.store.update, customer_id)
-    )
-    if failure is not None:
-        return failure
-    if record is None:
-        crm.stats.add("not_found")
-        return error(404, f"customer {customer_id} not found")
-    crm.stats.add("writes", "updates")
-    return JSONResponse(record)
-
-
-# ------------------------------------------------------------------ /admin
-async def admin_stats(request: Request) -> Response:
-    crm = crm_of(request)
-    if not crm.authorised(request):
-        return unauthorised()
-    customers = await run_in_threadpool(crm.store.count)
-    body: dict[str, Any] = {
-        **crm.stats.snapshot(),
-        "customers": customers,
-        "fault_injection": crm.fault_injection,
-    }
-    return JSONResponse(body)
-
-
-async def admin_faults(request: Request) -> Response:
-    crm = crm_of(request)
-    if not crm.authorised(request):
-        return unauthorised()
-    if request.method == "POST":
-        try:
-            crm.apply_faults(crm.faults.updated(await json_body(request)))
-        except InvalidFields as exc:
-            return invalid(exc.errors)
-    return JSONResponse(crm.faults.as_json())
-
-
-async def admin_delete_customer(request: Request) -> Response:
-    crm = crm_of(request)
-    if not crm.authorised(request):
-        return unauthorised()
-    customer_id = record_id(request)
-    if not await run_in_threadpool(crm.store.delete, customer_id):
-        return error(404, f"customer {customer_id} not found")
-    return Response(status_code=204)
+async def patch_customer(request: Request, crm: Account) -> Response:
+    return await _written(request, crm, partial(writes.update, crm, record_id(request)))
 
 
 # --------------------------------------------------------------------- app
@@ -232,9 +154,11 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/customers", api(list_customers), methods=["GET"]),
         Route("/api/customers", api(create_customer), methods=["POST"]),
+        Route("/api/customers/batch", api(batch_customers), methods=["POST"]),
         Route("/api/customers/{customer_id:int}", api(get_customer), methods=["GET"]),
         Route("/api/customers/{customer_id:int}", api(patch_customer), methods=["PATCH"]),
         Route("/admin/stats", admin_stats, methods=["GET"]),
+        Route("/admin/accounts", admin_accounts, methods=["GET", "POST"]),
     ]
     if fault_injection:
         routes += [
@@ -255,11 +179,13 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: http_error},
         lifespan=lifespan,
     )
+    store, totals = CustomerStore(db_path), Stats()
     app.state.crm = CrmState(
-        store=CustomerStore(db_path),
+        store=store,
+        accounts=Accounts(store, secret, base_rate_limit_per_s=rate_limit_per_s, totals=totals),
         token=secret.encode(),
         fault_injection=fault_injection,
-        base_rate_limit_per_s=rate_limit_per_s,
+        stats=totals,
     )
     return app
 

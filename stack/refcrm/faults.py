@@ -1,10 +1,11 @@
 """Faults a test can switch on in the reference CRM (``--fault-injection`` only).
 
-``POST /admin/faults`` sets any of these for the ``/api`` routes; a key left
-out keeps its value, so ``{}`` changes nothing, and all-zero/false restores
-normal service. ``rate_limit_per_s`` > 0 overrides the CRM's own limit; 0
-means "no override" (back to the limit the CRM was started with, by default
-none). ``lost_reply_rate`` is an extension: that share of accepted writes is
+``POST /admin/faults`` sets any of these for the ``/api`` routes, of one
+account or of all (accounts.py); a key left out keeps its value, so ``{}``
+changes nothing, and all-zero/false restores normal service.
+``rate_limit_per_s`` > 0 overrides the CRM's own limit; 0 means "no override"
+(back to the limit the CRM was started with, by default none).
+``lost_reply_rate`` is an extension: that share of accepted writes is
 committed but answered with a 502, as when a reply is lost on the way back.
 """
 

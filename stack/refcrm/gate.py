@@ -1,8 +1,11 @@
 """What every ``/api`` call goes through before its route runs.
 
-In order: injected latency, maintenance (503), the bearer token (401), the
-rate limit (429 with ``Retry-After``), injected errors (500). After the route,
-an injected lost reply may replace a committed write's answer with a 502.
+The bearer token names the account first, since faults are set per account;
+then, in order: injected latency, maintenance (503), an unknown token (401),
+the account's rate limit (429 with ``Retry-After``), injected errors (500).
+A call whose token is unknown meets the faults set for all accounts. After
+the route, an injected lost reply may replace a committed write's answer with
+a 502.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from refcrm.faults import Faults
-from refcrm.ratelimit import TokenBucket, retry_after_header
+from refcrm.accounts import Account, Accounts
+from refcrm.ratelimit import retry_after_header
 from refcrm.stats import Stats
 from refcrm.store import CustomerStore
 
@@ -26,36 +29,35 @@ WRITE_METHODS = frozenset({"POST", "PATCH"})
 
 @dataclass
 class CrmState:
-    """Everything the routes share; one per app."""
+    """Everything the routes share; one per app.
+
+    ``store`` is the default account's view of the database (and closes it);
+    ``stats`` are the totals of every account; ``token`` is the admin token.
+    """
 
     store: CustomerStore
+    accounts: Accounts
     token: bytes
     fault_injection: bool
-    base_rate_limit_per_s: int
-    faults: Faults = field(default_factory=Faults)
-    stats: Stats = field(default_factory=Stats)
-    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    stats: Stats
     rng: random.Random = field(default_factory=random.Random)
 
-    def __post_init__(self) -> None:
-        self.apply_faults(self.faults)
-
-    def apply_faults(self, faults: Faults) -> None:
-        self.faults = faults
-        self.bucket.set_rate(faults.rate_limit_per_s or self.base_rate_limit_per_s)
-
     def authorised(self, request: Request) -> bool:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), self.token)
+        """Whether the call carries the admin token (the default account's)."""
+        given = bearer_token(request)
+        return given is not None and hmac.compare_digest(given.encode(), self.token)
 
     def chance(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate
 
 
-Route = Callable[[Request, CrmState], Awaitable[Response]]
+Route = Callable[[Request, Account], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None
 
 
 def crm_of(request: Request) -> CrmState:
@@ -72,38 +74,40 @@ def unauthorised() -> JSONResponse:
 
 
 def api(route: Route) -> Endpoint:
-    """An ``/api`` endpoint: ``route`` behind faults, token and rate limit."""
+    """An ``/api`` endpoint: ``route`` behind its account's faults, token and rate limit."""
 
     async def endpoint(request: Request) -> Response:
         crm = crm_of(request)
-        faults = crm.faults
-        crm.stats.add("requests")
+        account = crm.accounts.by_token(bearer_token(request))
+        faults = crm.accounts.faults if account is None else account.faults
+        stats = crm.stats if account is None else account.stats
+        stats.add("requests")
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.down:
-            crm.stats.add("unavailable")
+            stats.add("unavailable")
             return error(503, "the CRM is down for maintenance", {"Retry-After": "1"})
-        if not crm.authorised(request):
-            crm.stats.add("unauthorized")
+        if account is None:
+            stats.add("unauthorized")
             return unauthorised()
-        wait_s = crm.bucket.take()
+        wait_s = account.bucket.take()
         if wait_s is not None:
-            crm.stats.add("rate_limited")
+            stats.add("rate_limited")
             return error(
                 429,
-                f"rate limit of {crm.bucket.rate} calls/s exceeded",
+                f"rate limit of {account.bucket.rate} calls/s exceeded",
                 {"Retry-After": retry_after_header(wait_s)},
             )
         if crm.chance(faults.error_rate):
-            crm.stats.add("injected_errors")
+            stats.add("injected_errors")
             return error(500, "injected fault: internal error")
-        response = await route(request, crm)
+        response = await route(request, account)
         if (
             request.method in WRITE_METHODS
             and response.status_code < 300
             and crm.chance(faults.lost_reply_rate)
         ):
-            crm.stats.add("lost_replies")
+            stats.add("lost_replies")
             return error(502, "injected fault: the write was applied but its reply was lost")
         return response
 

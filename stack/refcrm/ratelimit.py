@@ -1,4 +1,4 @@
-"""A token bucket shared by every ``/api`` call, as a SaaS CRM limits a tenant."""
+"""A token bucket per account, shared by all its ``/api`` calls, as a SaaS CRM limits a tenant."""
 
 from __future__ import annotations
 

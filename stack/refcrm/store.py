@@ -1,15 +1,18 @@
-"""The reference CRM's own database: one SQLite file, stdlib ``sqlite3``.
+"""The reference CRM's customers: one SQLite table, stdlib ``sqlite3``.
 
-Codes are unique on their normalised key (``code_key``), enforced by a UNIQUE
-index, so two concurrent creates of "KH001" and "kh001 " cannot both succeed.
-Every accepted write stamps ``updated_at``, strictly later than the previous
-stamp of that record, even when no value changes.
+Every record belongs to one account, and a ``CustomerStore`` sees one
+account's records only (``for_account`` gives another account's view of the
+same database). Codes are unique per account on their normalised key
+(``code_key``), enforced by a UNIQUE index, so two concurrent creates of
+"KH001" and "kh001 " in one account cannot both succeed, while two accounts
+may each hold "KH001". Ids are global. Every accepted write stamps
+``updated_at``, strictly later than the previous stamp of that record, even
+when no value changes.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +20,19 @@ from typing import Any
 
 from acct2crm.errors import Acct2CrmError
 from refcrm.codes import code_key
+from refcrm.database import Database
 from refcrm.validation import Values
 
 MAPPED_FIELDS = (
     "code", "name", "tax_code", "address", "phone", "email", "contact_name", "branch_code",
 )
 RECORD_COLUMNS = ("id", *MAPPED_FIELDS, "external_ref", "created_at", "updated_at")
+DEFAULT_ACCOUNT = "default"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS customer (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  account       TEXT NOT NULL DEFAULT 'default',
   code          TEXT NOT NULL,
   code_key      TEXT NOT NULL,
   name          TEXT NOT NULL,
@@ -40,9 +46,13 @@ CREATE TABLE IF NOT EXISTS customer (
   created_at    TEXT NOT NULL,
   updated_at    TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS customer_code_key_uq ON customer (code_key);
-CREATE INDEX IF NOT EXISTS customer_external_ref ON customer (external_ref);
 """
+INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS customer_account_code_key_uq"
+    " ON customer (account, code_key)",
+    "CREATE INDEX IF NOT EXISTS customer_account_id ON customer (account, id)",
+    "CREATE INDEX IF NOT EXISTS customer_account_external_ref ON customer (account, external_ref)",
+)
 
 Record = dict[str, Any]
 
@@ -67,31 +77,34 @@ class Page:
 
 
 class CustomerStore:
-    """Customer records in SQLite; every method is thread-safe and commits."""
+    """One account's customer records; every method is thread-safe and commits."""
 
-    def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, path: Path | str | Database, account: str = DEFAULT_ACCOUNT) -> None:
+        self.database = path if isinstance(path, Database) else Database(path)
+        self.account = account
+        self._lock = self.database.lock
+        self._db = self.database.conn
+        if not isinstance(path, Database):
+            with self._lock:
+                _create_schema(self.database)
+
+    def for_account(self, account: str) -> CustomerStore:
+        """The same database as seen by ``account``."""
+        return CustomerStore(self.database, account)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.database.close()
 
     # reads ---------------------------------------------------------------
     def get(self, customer_id: int) -> Record | None:
         with self._lock:
-            return self._one("SELECT * FROM customer WHERE id = ?", (customer_id,))
+            return self._by_id(customer_id)
 
     def find_by_code(self, code: str) -> list[Record]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM customer WHERE code_key = ? ORDER BY id", (code_key(code),)
+                "SELECT * FROM customer WHERE account = ? AND code_key = ? ORDER BY id",
+                (self.account, code_key(code)),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -103,8 +116,9 @@ class CustomerStore:
         marks = ", ".join("?" * len(keys))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM customer WHERE code_key IN ({marks}) ORDER BY id",  # noqa: S608 - only marks
-                keys,
+                f"SELECT * FROM customer WHERE account = ? AND code_key IN ({marks})"  # noqa: S608 - only marks
+                " ORDER BY id",
+                (self.account, *keys),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -112,16 +126,17 @@ class CustomerStore:
         """Records whose ``external_ref`` is exactly ``ref``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM customer WHERE external_ref = ? ORDER BY id", (ref,)
+                "SELECT * FROM customer WHERE account = ? AND external_ref = ? ORDER BY id",
+                (self.account, ref),
             ).fetchall()
         return [_record(row) for row in rows]
 
     def page(self, page: int, page_size: int) -> Page:
-        """Page ``page`` (from 1) of every record ordered by id."""
+        """Page ``page`` (from 1) of the account's records ordered by id."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM customer ORDER BY id LIMIT ? OFFSET ?",
-                (page_size + 1, (page - 1) * page_size),
+                "SELECT * FROM customer WHERE account = ? ORDER BY id LIMIT ? OFFSET ?",
+                (self.account, page_size + 1, (page - 1) * page_size),
             ).fetchall()
         more = len(rows) > page_size
         return Page(
@@ -130,6 +145,15 @@ class CustomerStore:
         )
 
     def count(self) -> int:
+        """The account's records."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM customer WHERE account = ?", (self.account,)
+            ).fetchone()
+        return int(row[0])
+
+    def count_all(self) -> int:
+        """Every account's records."""
         with self._lock:
             row = self._db.execute("SELECT count(*) FROM customer").fetchone()
         return int(row[0])
@@ -143,22 +167,23 @@ class CustomerStore:
         with self._lock:
             try:
                 cursor = self._db.execute(
-                    "INSERT INTO customer (code, code_key, name, tax_code, address, phone,"
-                    " email, contact_name, branch_code, external_ref, created_at, updated_at)"
-                    " VALUES (:code, :code_key, :name, :tax_code, :address, :phone, :email,"
-                    " :contact_name, :branch_code, :external_ref, :now, :now)",
-                    {**row, "code_key": code_key(code), "now": now},
+                    "INSERT INTO customer (account, code, code_key, name, tax_code, address,"
+                    " phone, email, contact_name, branch_code, external_ref, created_at,"
+                    " updated_at)"
+                    " VALUES (:account, :code, :code_key, :name, :tax_code, :address, :phone,"
+                    " :email, :contact_name, :branch_code, :external_ref, :now, :now)",
+                    {**row, "account": self.account, "code_key": code_key(code), "now": now},
                 )
             except sqlite3.IntegrityError as exc:
                 raise CodeTaken(code, self._owner_of(code)) from exc
-            created = self._one("SELECT * FROM customer WHERE id = ?", (cursor.lastrowid,))
+            created = self._by_id(cursor.lastrowid)
         assert created is not None
         return created
 
     def update(self, customer_id: int, values: Values) -> Record | None:
         """Change the given fields (maybe none) and stamp ``updated_at``; None if unknown."""
         with self._lock:
-            current = self._one("SELECT * FROM customer WHERE id = ?", (customer_id,))
+            current = self._by_id(customer_id)
             if current is None:
                 return None
             changes: dict[str, Any] = dict(values)
@@ -174,24 +199,46 @@ class CustomerStore:
             except sqlite3.IntegrityError as exc:
                 code = str(values["code"])
                 raise CodeTaken(code, self._owner_of(code)) from exc
-            return self._one("SELECT * FROM customer WHERE id = ?", (customer_id,))
+            return self._by_id(customer_id)
 
     def delete(self, customer_id: int) -> bool:
-        """Remove a record (test clean-up only, never an /api route)."""
+        """Remove a record of any account (ids are global): test clean-up, never /api."""
         with self._lock:
             cursor = self._db.execute("DELETE FROM customer WHERE id = ?", (customer_id,))
         return cursor.rowcount > 0
 
     # helpers (lock held) -------------------------------------------------
-    def _one(self, sql: str, params: tuple[Any, ...]) -> Record | None:
-        row = self._db.execute(sql, params).fetchone()
+    def _by_id(self, customer_id: int | None) -> Record | None:
+        row = self._db.execute(
+            "SELECT * FROM customer WHERE id = ? AND account = ?", (customer_id, self.account)
+        ).fetchone()
         return None if row is None else _record(row)
 
     def _owner_of(self, code: str) -> int | None:
         row = self._db.execute(
-            "SELECT id FROM customer WHERE code_key = ?", (code_key(code),)
+            "SELECT id FROM customer WHERE account = ? AND code_key = ?",
+            (self.account, code_key(code)),
         ).fetchone()
         return None if row is None else int(row[0])
+
+
+def _create_schema(database: Database) -> None:
+    """The customer table; a database from before accounts gets the column (lock held)."""
+    db = database.conn
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(SCHEMA)
+        if "account" not in database.columns("customer"):
+            db.execute(
+                "ALTER TABLE customer ADD COLUMN account TEXT NOT NULL DEFAULT 'default'"
+            )
+        db.execute("DROP INDEX IF EXISTS customer_code_key_uq")  # unique across accounts
+        for statement in INDEXES:
+            db.execute(statement)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _record(row: sqlite3.Row) -> Record:
