@@ -1,0 +1,96 @@
+"""What the agents work with: the CRM client, the sink engine, outputs, the ledger."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import faust
+
+from acct2crm.app.kafka_reader import RangeReader
+from acct2crm.app.ledger import OffsetLedger
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs, Send
+from acct2crm.app.topology import Topology
+from acct2crm.crm.client import CrmClient
+from acct2crm.scope_file import ScopeWatcher
+from acct2crm.settings import Settings
+from acct2crm.sink.code_cache import CodeCache
+from acct2crm.sink.engine import SinkEngine
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Wiring:
+    """The worker's moving parts, built once per app."""
+
+    outputs: Outputs
+    wait_state: WaitState
+    scope: ScopeWatcher
+    cache: CodeCache
+    ledger: OffsetLedger
+    router: ChangeRouter
+    applier: CommandApplier
+    started: float = field(default_factory=time.time)
+
+
+def _sender(topic: faust.TopicT) -> Send:
+    async def send(key: bytes | None, value: bytes) -> None:
+        await topic.send(key=key, value=value)
+
+    return send
+
+
+def build_wiring(settings: Settings, topology: Topology) -> Wiring:
+    reader = RangeReader(settings.kafka_bootstrap)
+    ledger = OffsetLedger(topology.topic_offsets, reader.read, reader.earliest)
+    outputs = Outputs(
+        tenant=settings.tenant,
+        send_command=_sender(topology.commands_topic),
+        send_result=_sender(topology.results_topic),
+        send_dead_letter=_sender(topology.dlq_topic),
+    )
+    wait_state = WaitState()
+    scope = ScopeWatcher(settings.effective_scope_file)
+    crm = CrmClient.connect(
+        settings.crm_url, settings.crm_token.get_secret_value(), timeout_s=settings.crm_timeout_s
+    )
+    cache = CodeCache(topology.code_to_customer, settings.tenant)
+    retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
+    engine = SinkEngine(
+        crm,
+        cache,
+        topology.row_to_position,
+        retry=retry,
+        max_concurrency=settings.crm_max_concurrency,
+        pace=RateLimiter(settings.crm_rate_limit_per_s),
+        wait_state=wait_state,
+    )
+
+    async def seed() -> None:
+        """First start: learn every code the CRM holds (paged list), then trust the table."""
+        if cache.seeded:
+            return
+
+        async def load() -> int:
+            n = 0
+            async for record in crm.iter_all():
+                cache.remember(record)
+                n += 1
+            return n
+
+        n = await call_with_retry(load, retry, wait_state)
+        cache.mark_seeded()
+        log.info("CRM-code table seeded with %d CRM customers", n)
+
+    return Wiring(
+        outputs=outputs,
+        wait_state=wait_state,
+        scope=scope,
+        cache=cache,
+        ledger=ledger,
+        router=ChangeRouter(scope, topology.row_to_position, outputs),
+        applier=CommandApplier(engine, outputs, seed),
+    )
