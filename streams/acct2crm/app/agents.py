@@ -1,7 +1,7 @@
 """The two agents: route changes into commands, apply commands to the CRM.
 
-Both hand every message to the offset ledger first (duplicates dropped,
-skipped offsets read back) and record it as handled only after the work.
+The work of each is a step (steps.py) that never raises; here they are only
+bound to their topics.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from acct2crm.app.pipeline import Message
+from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
 from acct2crm.settings import Settings
@@ -29,14 +30,14 @@ def as_message(event: EventT[Any]) -> Message:
 
 
 def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
-    app, ledger = topology.app, wiring.ledger
+    app = topology.app
+    change_step = ChangeStep(wiring.ledger, wiring.router)
+    command_step = CommandStep(wiring.ledger, wiring.applier)
 
     @app.agent(topology.change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            for message in await ledger.admit_or_pass([as_message(event)]):
-                await wiring.router.handle(message)
-                ledger.handled_or_log([message])
+            await change_step([as_message(event)])
 
     @app.agent(topology.commands_topic, name="apply_commands")
     async def apply_commands(stream: StreamT[bytes]) -> None:
@@ -49,6 +50,4 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
         # take_events fills its buffer in another task; table writes need the
         # current event of this one (all events share the single partition)
         stream._set_current_event(events[-1])  # type: ignore[attr-defined]
-        messages = await ledger.admit_or_pass([as_message(e) for e in events])
-        await wiring.applier.handle_batch(messages)
-        ledger.handled_or_log(messages)
+        await command_step([as_message(e) for e in events])
