@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
 from acct2crm.app.steps import CommandStep
@@ -135,6 +136,6 @@ async def test_a_step_never_raises_and_leaves_the_offset_unhandled() -> None:
     async def earliest(topic: str, partition: int) -> int:
         return 0
 
-    step = CommandStep(OffsetLedger(table, read, earliest), Exploding())
+    step = CommandStep(OffsetLedger(table, read, earliest), Exploding(), Delivery("test"))
     await step([Message("commands", 0, 0, b"1", b"x")])
     assert table == {}  # not handled: the next batch reads it back

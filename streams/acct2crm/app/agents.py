@@ -31,8 +31,8 @@ def as_message(event: EventT[Any]) -> Message:
 
 def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
     app = topology.app
-    change_step = ChangeStep(wiring.ledger, wiring.router)
-    command_step = CommandStep(wiring.ledger, wiring.applier)
+    change_step = ChangeStep(wiring.ledger, wiring.router, wiring.deliveries[0])
+    command_step = CommandStep(wiring.ledger, wiring.applier, wiring.deliveries[1])
 
     @app.agent(topology.change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:

@@ -21,6 +21,8 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "counts_since_start": dict(wiring.outputs.counts),
         "started_at": wiring.started,
         "seeded": wiring.cache.seeded,
+        # records the broker has not acknowledged yet; their offsets wait
+        "kafka_waiting": [d.state.reason for d in wiring.deliveries if d.state.reason],
     }
 
 

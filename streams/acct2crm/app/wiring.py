@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
+from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import OffsetLedger
-from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs, Send
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.scope_file import ScopeWatcher
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 class Wiring:
     """The worker's moving parts, built once per app."""
 
-    outputs: Outputs
+    outputs: Outputs  # the change agent's; the command agent's shares its counts
+    deliveries: tuple[Delivery, Delivery]  # change agent's, command agent's
     wait_state: WaitState
     scope: ScopeWatcher
     cache: CodeCache
@@ -36,22 +40,32 @@ class Wiring:
     started: float = field(default_factory=time.time)
 
 
-def _sender(topic: faust.TopicT) -> Send:
-    async def send(key: bytes | None, value: bytes) -> None:
-        await topic.send(key=key, value=value)
+def _producer(topic: faust.TopicT) -> Produce:
+    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
+        # force: never deferred to a commit; the returned future is the broker's ack
+        return await topic.send(key=key, value=value, force=True)
 
-    return send
+    return produce
+
+
+def _outputs(
+    settings: Settings, topology: Topology, delivery: Delivery, counts: dict[str, int]
+) -> Outputs:
+    return Outputs(
+        tenant=settings.tenant,
+        send_command=delivery.sender(_producer(topology.commands_topic)),
+        send_result=delivery.sender(_producer(topology.results_topic)),
+        send_dead_letter=delivery.sender(_producer(topology.dlq_topic)),
+        counts=counts,
+    )
 
 
 def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     reader = RangeReader(settings.kafka_bootstrap)
     ledger = OffsetLedger(topology.topic_offsets, reader.read, reader.earliest)
-    outputs = Outputs(
-        tenant=settings.tenant,
-        send_command=_sender(topology.commands_topic),
-        send_result=_sender(topology.results_topic),
-        send_dead_letter=_sender(topology.dlq_topic),
-    )
+    deliveries = (Delivery("route_changes"), Delivery("apply_commands"))
+    counts: dict[str, int] = {}
+    outputs = _outputs(settings, topology, deliveries[0], counts)
     wait_state = WaitState()
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(
@@ -87,10 +101,11 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
 
     return Wiring(
         outputs=outputs,
+        deliveries=deliveries,
         wait_state=wait_state,
         scope=scope,
         cache=cache,
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs),
-        applier=CommandApplier(engine, outputs, seed),
+        applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
     )
