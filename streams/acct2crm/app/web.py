@@ -23,6 +23,9 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "seeded": wiring.cache.seeded,
         # records the broker has not acknowledged yet; their offsets wait
         "kafka_waiting": [d.state.reason for d in wiring.deliveries if d.state.reason],
+        # a gap in a topic not read back yet (retried), and offsets found deleted
+        "reading_back": wiring.ledger.state.reason,
+        "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -12,10 +13,11 @@ import faust
 
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
-from acct2crm.app.ledger import OffsetLedger
+from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
+from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
@@ -60,12 +62,35 @@ def _outputs(
     )
 
 
+def _lost_reporter(outputs: Outputs, delivery: Delivery) -> LostReport:
+    """Offsets deleted before they were handled: a failed result naming them, delivered."""
+    lock = asyncio.Lock()  # both agents' ledgers share this delivery
+
+    async def report(gone: LostRange) -> None:
+        async with lock:
+            await outputs.result(
+                accounting_id=None, code=None, op="?", action=Action.FAILED,
+                reason=gone.describe(),
+            )
+            await delivery.settle()
+
+    return report
+
+
 def build_wiring(settings: Settings, topology: Topology) -> Wiring:
-    reader = RangeReader(settings.kafka_bootstrap)
-    ledger = OffsetLedger(topology.topic_offsets, reader.read, reader.earliest)
     deliveries = (Delivery("route_changes"), Delivery("apply_commands"))
     counts: dict[str, int] = {}
     outputs = _outputs(settings, topology, deliveries[0], counts)
+    reader = RangeReader(settings.kafka_bootstrap)
+    ledger_delivery = Delivery("offset_ledger")
+    ledger = OffsetLedger(
+        topology.topic_offsets,
+        reader.read,
+        reader.earliest,
+        report_lost=_lost_reporter(
+            _outputs(settings, topology, ledger_delivery, counts), ledger_delivery
+        ),
+    )
     wait_state = WaitState()
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(

@@ -68,7 +68,8 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         return {"state": "unreachable"}
-    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded")
+    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
+            "kafka_waiting", "reading_back", "lost_offsets")
     return {key: body.get(key) for key in keys}
 
 
@@ -120,6 +121,12 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
     elif sync.get("state") == "running":
         lines.append(f"sync       running; scope: {sync.get('scope')}")
+    for waiting in sync.get("kafka_waiting") or []:
+        lines.append(f"sync       WAITING for Kafka: {waiting}")
+    if sync.get("reading_back"):
+        lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    for lost in sync.get("lost_offsets") or []:
+        lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
     lines.append(f"lag {report['lag']}")
