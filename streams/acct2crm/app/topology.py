@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from acct2crm.app.faust_app import WorkerApp
 from acct2crm.app.table_codecs import (
     CRM_CODE_ENTRY,
     HANDLED_OFFSET,
@@ -41,7 +42,7 @@ class Topology:
 
 
 def make_app(settings: Settings) -> faust.App:
-    return faust.App(
+    return WorkerApp(
         GROUP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.table_store,
@@ -62,6 +63,12 @@ def make_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # no built-in pages (tables by key, router, stats): see faust_app.py
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
 
 
