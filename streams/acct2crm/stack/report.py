@@ -24,6 +24,8 @@ from acct2crm.settings import Settings
 from acct2crm.stack.lifecycle import services
 from acct2crm.stack.paths import StackPaths
 from acct2crm.stack.processes import read_pid
+from acct2crm.stack.python_services import supervisor_state_file
+from acct2crm.stack.supervisor import read_state
 
 
 def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -40,6 +42,8 @@ def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
         else:
             state = "stopped"
         states[name] = {"state": state, "pid": pid}
+    if states.get("worker", {}).get("pid") is not None:
+        states["worker"]["supervisor"] = read_state(supervisor_state_file(paths))
     return states
 
 
@@ -112,6 +116,13 @@ def as_text(report: dict[str, Any]) -> str:
     for name, item in report["services"].items():
         pid = f"pid {item['pid']}" if item["pid"] else ""
         lines.append(f"  {name:<9} {item['state']:<10} {pid}".rstrip())
+        supervised = item.get("supervisor") or {}
+        if supervised.get("restarts"):
+            lines.append(
+                f"            restarted {supervised['restarts']} time(s); last exit code "
+                f"{supervised.get('last_exit_code')}"
+                + (" - starting again soon" if supervised.get("child_pid") is None else "")
+            )
     connector = report["connector"]
     tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
     lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
