@@ -46,7 +46,7 @@ def test_a_killed_worker_is_restarted_and_status_shows_it(
             assert time.monotonic() < deadline, "the killed worker was never started again"
             time.sleep(1)
         report = stack.status()
-        state = report["services"]["worker"]["supervisor"]
+        state = report["sync"]["supervisor"]
         assert state["restarts"] == restarts + 1
         assert state["last_exit_code"] == -signal.SIGKILL
         assert "restarted" in as_text(report)

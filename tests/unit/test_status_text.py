@@ -14,8 +14,11 @@ def test_lost_offsets_and_waits_are_shown_loudly() -> None:
         "connector": {"state": "RUNNING"}, "lag": 0, "counts": {}, "last_failures": [],
         "sync": {"state": "running", "scope": "all", "lost_offsets": [lost],
                  "kafka_waiting": ["Kafka refused 1 record(s): timeout"],
-                 "reading_back": "offsets 1..2 of acct2crm.commands not read back yet"},
+                 "reading_back": "offsets 1..2 of acct2crm.commands not read back yet",
+                 "supervisor": {"restarts": 2, "last_exit_code": -9, "child_pid": None}},
     })
     assert f"LOST       {lost}" in shown
     assert "WAITING for Kafka: Kafka refused 1 record(s)" in shown
+    assert "worker     restarted 2 time(s) by its supervisor; last exit code -9; starting " \
+        "again soon" in shown
     assert "WAITING to read back offsets 1..2 of acct2crm.commands" in shown

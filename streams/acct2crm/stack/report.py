@@ -42,8 +42,6 @@ def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
         else:
             state = "stopped"
         states[name] = {"state": state, "pid": pid}
-    if states.get("worker", {}).get("pid") is not None:
-        states["worker"]["supervisor"] = read_state(supervisor_state_file(paths))
     return states
 
 
@@ -77,8 +75,18 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     return {key: body.get(key) for key in keys}
 
 
+def supervised(settings: Settings) -> dict[str, Any] | None:
+    """The local worker's supervisor: restarts so far, the last exit (None: not supervised)."""
+    paths = StackPaths.of(settings)
+    if read_pid(paths.pid_file("worker")) is None:
+        return None
+    return read_state(supervisor_state_file(paths))
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     lag, counts, failures = progress(settings)
+    sync = worker_view(settings)
+    sync["supervisor"] = supervised(settings)
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -91,7 +99,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "lag": lag,
         "counts": counts,
         "last_failures": failures,
-        "sync": worker_view(settings),
+        "sync": sync,
     }
 
 
@@ -116,18 +124,18 @@ def as_text(report: dict[str, Any]) -> str:
     for name, item in report["services"].items():
         pid = f"pid {item['pid']}" if item["pid"] else ""
         lines.append(f"  {name:<9} {item['state']:<10} {pid}".rstrip())
-        supervised = item.get("supervisor") or {}
-        if supervised.get("restarts"):
-            lines.append(
-                f"            restarted {supervised['restarts']} time(s); last exit code "
-                f"{supervised.get('last_exit_code')}"
-                + (" - starting again soon" if supervised.get("child_pid") is None else "")
-            )
     connector = report["connector"]
     tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
     lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
     lines.append("")
     sync = report.get("sync", {})
+    restarts = sync.get("supervisor") or {}
+    if restarts.get("restarts"):
+        lines.append(
+            f"worker     restarted {restarts['restarts']} time(s) by its supervisor; last exit "
+            f"code {restarts.get('last_exit_code')}"
+            + ("; starting again soon" if restarts.get("child_pid") is None else "")
+        )
     if sync.get("state") == "waiting_for_crm":
         lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
     elif sync.get("state") == "running":
