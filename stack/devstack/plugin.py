@@ -16,6 +16,7 @@ from devstack import commands, python_services
 from devstack.lifecycle import services
 from devstack.paths import StackPaths
 from devstack.processes import read_pid, stop
+from devstack.supervisor import read_state
 
 
 class DevStack:
@@ -39,6 +40,12 @@ class DevStack:
                 state = "stopped"
             states[name] = {"state": state, "pid": pid}
         return states
+
+    def worker_supervision(self, settings: Settings) -> dict[str, Any] | None:
+        paths = StackPaths.of(settings)
+        if read_pid(paths.pid_file("worker")) is None:
+            return None
+        return read_state(python_services.supervisor_state_file(paths))
 
     def stop_worker(self, settings: Settings) -> bool:
         pid = read_pid(StackPaths.of(settings).pid_file("worker"))

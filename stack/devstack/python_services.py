@@ -62,8 +62,17 @@ def crm_healthy(settings: Settings, paths: StackPaths) -> bool:
     return _http_ok(f"{settings.crm_url}/healthz")
 
 
+def supervisor_state_file(paths: StackPaths) -> Path:
+    return paths.run_dir / "worker-supervisor.json"
+
+
 def start_worker(settings: Settings, paths: StackPaths) -> int:
-    return _start(settings, paths, "worker", [sys.executable, "-m", "acct2crm.cli", "worker"])
+    """The worker under its supervisor (restarted if it dies); the supervisor's pid."""
+    state = supervisor_state_file(paths)
+    state.unlink(missing_ok=True)
+    worker = [sys.executable, "-m", "acct2crm.cli", "worker"]
+    return _start(settings, paths, "worker",
+                  [sys.executable, "-m", "devstack.supervisor", str(state), "--", *worker])
 
 
 def worker_healthy(settings: Settings, paths: StackPaths) -> bool:

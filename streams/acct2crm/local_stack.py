@@ -30,6 +30,9 @@ class LocalStack(Protocol):
     def service_states(self, settings: Settings) -> dict[str, dict[str, Any]]:
         """``{name: {state, pid}}`` for postgres, kafka, connect, crm and worker."""
 
+    def worker_supervision(self, settings: Settings) -> dict[str, Any] | None:
+        """Restarts of the stack's worker so far and its last exit (None: not supervised)."""
+
     def stop_worker(self, settings: Settings) -> bool:
         """Stop the worker this stack runs; whether one was running."""
 

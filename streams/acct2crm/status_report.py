@@ -104,12 +104,16 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         return {"state": "unreachable"}
-    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded")
+    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
+            "kafka_waiting", "reading_back", "lost_offsets")
     return {key: body.get(key) for key in keys}
 
 
 def collect(settings: Settings) -> dict[str, Any]:
     lag, counts, failures = progress(settings)
+    sync = worker_view(settings)
+    stack = find_local_stack()
+    sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -122,7 +126,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "lag": lag,
         "counts": counts,
         "last_failures": failures,
-        "sync": worker_view(settings),
+        "sync": sync,
     }
 
 
@@ -152,10 +156,23 @@ def as_text(report: dict[str, Any]) -> str:
     lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
     lines.append("")
     sync = report.get("sync", {})
+    restarts = sync.get("supervisor") or {}
+    if restarts.get("restarts"):
+        lines.append(
+            f"worker     restarted {restarts['restarts']} time(s) by its supervisor; last exit "
+            f"code {restarts.get('last_exit_code')}"
+            + ("; starting again soon" if restarts.get("child_pid") is None else "")
+        )
     if sync.get("state") == "waiting_for_crm":
         lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
     elif sync.get("state") == "running":
         lines.append(f"sync       running; scope: {sync.get('scope')}")
+    for waiting in sync.get("kafka_waiting") or []:
+        lines.append(f"sync       WAITING for Kafka: {waiting}")
+    if sync.get("reading_back"):
+        lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    for lost in sync.get("lost_offsets") or []:
+        lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
     lines.append(f"lag {report['lag']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,17 @@ class Pipeline:
         mine.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0))
         assert counted(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
         return mine
+
+    def results_where(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int, timeout_s: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """Results (any row, or none) that ``predicate`` accepts, once ``count`` exist."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._poll()
+            found = [r for r in self._seen if predicate(r)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
 
     def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         if self._dlq_consumer is None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acct2crm.app.delivery import Delivery
+from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
+from acct2crm.app.steps import CommandStep
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.sink.code_cache import CodeCache
@@ -89,3 +93,49 @@ async def test_applier_reports_each_command_and_dead_letters_bad_ones() -> None:
     assert [r["action"] for r in sent.results] == ["failed", "created"]
     assert sent.dead[0]["topic"] == "commands" and sent.dead[0]["offset"] == 1
     assert len(crm.records) == 1 and seeded == [True]
+
+
+async def test_truncated_and_garbage_commands_fail_and_the_batch_goes_on() -> None:
+    sent = Sent()
+    cache = CodeCache({}, "default")
+    cache.mark_seeded()
+
+    async def seed() -> None:
+        return None
+
+    crm = MemoryCrm()
+    applier = CommandApplier(SinkEngine(crm, cache, {}), sent.outputs(), seed)
+    router = ChangeRouter(ScopeWatcher(Path("/nonexistent/scope.toml")), {}, sent.outputs())
+    await router.handle(change_message(0, envelope("c", None, row(1), 12)))
+    good = sent.commands[0]
+    header = command_type().header
+    poison = [
+        Message("commands", 0, 0, b"1", good[: len(good) // 2]),  # fastavro: EOFError
+        Message("commands", 0, 1, b"1", header + b"\xff" * 40),  # fastavro: IndexError
+    ]
+    await applier.handle_batch([*poison, Message("commands", 0, 2, b"1", good)])
+    assert [r["action"] for r in sent.results] == ["failed", "failed", "created"]
+    assert all("undecodable command" in r["reason"] for r in sent.results[:2])
+    assert [(d["topic"], d["offset"]) for d in sent.dead] == [("commands", 0), ("commands", 1)]
+    assert len(crm.records) == 1
+
+
+async def test_a_step_never_raises_and_leaves_the_offset_unhandled() -> None:
+    class Exploding(CommandApplier):
+        def __init__(self) -> None:
+            pass
+
+        async def handle_batch(self, messages: Sequence[Message]) -> None:
+            raise StopIteration  # what fastavro raised from deep inside once
+
+    table: dict[str, Any] = {}
+
+    async def read(topic: str, partition: int, start: int, end: int) -> list[Message]:
+        return []
+
+    async def earliest(topic: str, partition: int) -> int:
+        return 0
+
+    step = CommandStep(OffsetLedger(table, read, earliest), Exploding(), Delivery("test"))
+    await step([Message("commands", 0, 0, b"1", b"x")])
+    assert table == {}  # not handled: the next batch reads it back

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from acct2crm.app.ledger import RangeRead
 from acct2crm.app.pipeline import Message
 
 
 class RangeReader:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, poll_ms: int = 2000) -> None:
         self._bootstrap = bootstrap
+        self._poll_ms = poll_ms
 
     def _consumer(self) -> AIOKafkaConsumer:
+        # "none": a seek below the log start raises instead of jumping to the end,
+        # which would look like a range read to its end with nothing in it
         return AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="none",
         )
 
     async def earliest(self, topic: str, partition: int) -> int:
@@ -26,8 +33,11 @@ class RangeReader:
         finally:
             await consumer.stop()
 
-    async def read(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
-        """Messages with offsets in [start, end), in order."""
+    async def read(self, topic: str, partition: int, start: int, end: int) -> RangeRead:
+        """Messages with offsets in [start, end), in order, and how far the read got.
+
+        One empty poll ends the read early; the ledger asks again for the rest.
+        """
         consumer = self._consumer()
         await consumer.start()
         out: list[Message] = []
@@ -35,16 +45,19 @@ class RangeReader:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
             consumer.seek(tp, start)
-            while not out or out[-1].offset is None or out[-1].offset < end - 1:
-                batch = await consumer.getmany(tp, timeout_ms=2000)
+            reached = start
+            while reached < end:
+                batch = await consumer.getmany(tp, timeout_ms=self._poll_ms)
                 records = batch.get(tp, [])
                 if not records:
-                    break  # the range is gone (retention) or not there yet
+                    break  # not there (yet): the caller retries what is missing
                 for record in records:
                     if start <= record.offset < end:
                         out.append(
                             Message(topic, partition, record.offset, record.key, record.value)
                         )
-            return out
+                # the consumer's position also steps over offsets holding no record
+                reached = max(records[-1].offset + 1, await consumer.position(tp))
+            return RangeRead(out, reached)
         finally:
             await consumer.stop()

@@ -7,28 +7,65 @@ are this product's core, so the agents do not trust the delivery: each
 message is checked against the last offset handled. An offset already
 handled is a duplicate and is dropped; a jump forward is a gap, and the
 missing messages are read from Kafka directly and handled first, in order.
+
+A gap is read back completely or retried (with backoff, shown on the status
+page) - never passed over. Only offsets below the log start (deleted by
+retention) are passed, and never quietly: each such range is reported
+(a failed result naming it, and the status page).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from acct2crm.app.pipeline import Message
+from acct2crm.sink.pacing import RetryPolicy, WaitState
 
 log = logging.getLogger(__name__)
 
 SEP = "\x1f"
 
-# (topic, partition, first offset, end offset exclusive) -> the messages in that range
-RangeReader = Callable[[str, int, int, int], Awaitable[list[Message]]]
-# (topic, partition) -> the earliest offset still on the topic
+
+@dataclass(frozen=True)
+class RangeRead:
+    """What one read of a range found; every offset below ``reached`` was read."""
+
+    messages: list[Message]
+    reached: int
+
+
+@dataclass(frozen=True)
+class LostRange:
+    """Offsets ``first``..``end - 1`` that are gone from the topic and were never handled."""
+
+    topic: str
+    partition: int
+    first: int
+    end: int
+
+    def describe(self) -> str:
+        return (f"offsets {self.first}..{self.end - 1} of {self.topic} partition "
+                f"{self.partition} were deleted (below the log start) before being handled")
+
+
+# (topic, partition, first offset, end offset exclusive) -> what a read of that range found
+RangeReader = Callable[[str, int, int, int], Awaitable[RangeRead]]
+# (topic, partition) -> the earliest offset still on the topic (the low watermark)
 EarliestOffset = Callable[[str, int], Awaitable[int]]
+LostReport = Callable[[LostRange], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[Any]]
 
 
 def ledger_key(topic: str, partition: int) -> str:
     return f"{topic}{SEP}{partition}"
+
+
+async def _log_only(lost: LostRange) -> None:
+    log.error("%s", lost.describe())
 
 
 class OffsetLedger:
@@ -37,10 +74,19 @@ class OffsetLedger:
         table: MutableMapping[str, Any],
         read_range: RangeReader,
         earliest: EarliestOffset,
+        *,
+        report_lost: LostReport = _log_only,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._table = table
         self._read_range = read_range
         self._earliest = earliest
+        self._report_lost = report_lost
+        self._retry = retry or RetryPolicy(0.5, 30.0)
+        self._sleep = sleep
+        self.state = WaitState()  # a gap not read back yet, for the status page
+        self.lost: list[LostRange] = []  # every range found gone, for the status page
 
     async def admit(self, messages: Sequence[Message]) -> list[Message]:
         """The messages to handle, in offset order: duplicates dropped, gaps filled."""
@@ -53,7 +99,7 @@ class OffsetLedger:
             tp = (message.topic, message.partition or 0)
             if tp not in expected:
                 last = _offset(self._table.get(ledger_key(*tp)))
-                expected[tp] = last + 1 if last is not None else await self._earliest(*tp)
+                expected[tp] = last + 1 if last is not None else await self._first_offset(*tp)
             nxt = expected[tp]
             if message.offset < nxt:
                 log.info("offset %s of %s was already handled; dropped", message.offset, tp)
@@ -63,10 +109,60 @@ class OffsetLedger:
                     "offsets %s..%s of %s were skipped by the consumer; reading them first",
                     nxt, message.offset - 1, tp,
                 )
-                admitted += await self._read_range(tp[0], tp[1], nxt, message.offset)
+                admitted += await self._read_gap(tp[0], tp[1], nxt, message.offset)
             admitted.append(message)
             expected[tp] = message.offset + 1
         return admitted
+
+    async def _first_offset(self, topic: str, partition: int) -> int:
+        """First start on this partition: its low watermark, asked until Kafka answers."""
+        attempt = 0
+        while True:
+            try:
+                return await self._earliest(topic, partition)
+            except Exception as exc:
+                attempt += 1
+                self.state.waiting(f"the first offset of {topic} unknown yet: {exc!r}")
+                await self._sleep(self._retry.delay(attempt, None))
+
+    async def _read_gap(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
+        """Every message in [start, end), however many reads it takes."""
+        found: list[Message] = []
+        nxt, attempt = start, 0
+        while nxt < end:
+            try:
+                low = await self._earliest(topic, partition)
+                if low > nxt:
+                    gone = LostRange(topic, partition, nxt, min(low, end))
+                    await self._lost(gone)
+                    nxt = gone.end
+                    continue
+                read = await self._read_range(topic, partition, nxt, end)
+            except Exception as exc:
+                log.warning("reading back offsets %s..%s of %s failed: %r",
+                            nxt, end - 1, topic, exc)
+                read = RangeRead([], nxt)
+            fresh = sorted((m for m in read.messages
+                            if m.offset is not None and nxt <= m.offset < end),
+                           key=lambda m: m.offset or 0)
+            reached = max([read.reached, *((m.offset or 0) + 1 for m in fresh)])
+            if reached > nxt:
+                found += fresh
+                nxt, attempt = reached, 0
+                continue
+            attempt += 1
+            self.state.waiting(f"offsets {nxt}..{end - 1} of {topic} not read back yet")
+            await self._sleep(self._retry.delay(attempt, None))
+        self.state.clear()
+        return found
+
+    async def _lost(self, gone: LostRange) -> None:
+        self.lost.append(gone)
+        log.error("%s", gone.describe())
+        try:
+            await self._report_lost(gone)
+        except Exception:
+            log.exception("could not report %s", gone.describe())
 
     def handled(self, messages: Sequence[Message]) -> None:
         """Remember the highest offset handled per partition (after the work is done)."""
@@ -78,7 +174,6 @@ class OffsetLedger:
             highest[key] = max(highest.get(key, -1), message.offset)
         for key, offset in highest.items():
             self._table[key] = {"offset": offset}  # schemas/table_offset.avsc
-
 
     # the agents call these: if the ledger cannot do its job, the messages are
     # still handled (idempotent by position) and the agent never crashes over it

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acct2crm.debezium import decode_change
-from acct2crm.errors import Acct2CrmError, DecodeError
+from acct2crm.errors import DecodeError
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.records.convert import (
     command_record,
@@ -183,7 +183,7 @@ class CommandApplier:
                 record = command_type().decode(message.value or b"")
                 intents.append(intent_from_command(record))
                 origin.append((message, record.get("change_offset")))
-            except (Acct2CrmError, KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # any unreadable command is a failed result, never a raise
                 await self._out.unreadable(message, exc, f"undecodable command: {exc}", None)
         if not intents:
             return

@@ -59,7 +59,10 @@ class AvroType:
         writer = self._writers.get(data[2:10])
         if writer is None:
             raise DecodeError(f"{self.name}: written by an unknown schema {data[2:10].hex()}")
-        record = fastavro.schemaless_reader(io.BytesIO(data[10:]), writer, self.schema)
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[10:]), writer, self.schema)
+        except Exception as exc:  # a truncated or garbled body: fastavro raises anything
+            raise DecodeError(f"{self.name}: unreadable body ({type(exc).__name__})") from exc
         if not isinstance(record, dict):
             raise DecodeError(f"{self.name}: decoded to {type(record).__name__}")
         return record

@@ -1,0 +1,53 @@
+"""The two agents: route changes into commands, apply commands to the CRM.
+
+The work of each is a step (steps.py) that never raises; here they are only
+bound to their topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from acct2crm.app.pipeline import Message
+from acct2crm.app.steps import ChangeStep, CommandStep
+from acct2crm.app.topology import Topology
+from acct2crm.app.wiring import Wiring
+from acct2crm.settings import Settings
+
+
+def as_message(event: EventT[Any]) -> Message:
+    msg = event.message
+    return Message(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key if isinstance(msg.key, bytes) or msg.key is None else bytes(msg.key),
+        value=msg.value if isinstance(msg.value, bytes) or msg.value is None else bytes(msg.value),
+    )
+
+
+def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
+    app = topology.app
+    change_step = ChangeStep(wiring.ledger, wiring.router, wiring.deliveries[0])
+    command_step = CommandStep(wiring.ledger, wiring.applier, wiring.deliveries[1])
+
+    @app.agent(topology.change_topic, name="route_changes")
+    async def route_changes(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await change_step([as_message(event)])
+
+    @app.agent(topology.commands_topic, name="apply_commands")
+    async def apply_commands(stream: StreamT[bytes]) -> None:
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            settings.sink_batch_size, within=settings.sink_batch_window_s
+        ):
+            await _apply(stream, events)
+
+    async def _apply(stream: StreamT[bytes], events: Sequence[EventT[Any]]) -> None:
+        # take_events fills its buffer in another task; table writes need the
+        # current event of this one (all events share the single partition)
+        stream._set_current_event(events[-1])  # type: ignore[attr-defined]
+        await command_step([as_message(e) for e in events])

@@ -1,0 +1,58 @@
+"""One step of each agent, apart from Faust: admit, handle, record as handled.
+
+A message counts as handled only once every record its handling wrote is
+acknowledged by the broker (delivery.py). Faust's supervisor restarts a
+crashed agent, but an exception that escapes an agent ends its pass, and the
+ledger would hand it the same message forever. So each step catches
+everything; what the pipeline could not handle is already a failed result
+and a dead letter, and the line goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from acct2crm.app.delivery import Delivery
+from acct2crm.app.ledger import OffsetLedger
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message
+
+log = logging.getLogger(__name__)
+
+
+class ChangeStep:
+    """Route each change to a command or a result, one message at a time."""
+
+    def __init__(self, ledger: OffsetLedger, router: ChangeRouter, delivery: Delivery) -> None:
+        self._ledger = ledger
+        self._router = router
+        self._delivery = delivery
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        try:
+            for message in await self._ledger.admit_or_pass(messages):
+                await self._router.handle(message)
+                await self._delivery.settle()
+                self._ledger.handled_or_log([message])
+        except Exception:
+            log.exception("change step failed; the next message reads the rest back")
+
+
+class CommandStep:
+    """Apply one batch of commands to the CRM."""
+
+    def __init__(
+        self, ledger: OffsetLedger, applier: CommandApplier, delivery: Delivery
+    ) -> None:
+        self._ledger = ledger
+        self._applier = applier
+        self._delivery = delivery
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        try:
+            admitted = await self._ledger.admit_or_pass(messages)
+            await self._applier.handle_batch(admitted)
+            await self._delivery.settle()
+            self._ledger.handled_or_log(admitted)
+        except Exception:
+            log.exception("command step failed; the next batch reads the rest back")

@@ -1,0 +1,121 @@
+"""The Faust app itself, its topics and its tables.
+
+Every topic the app reads or writes has ONE partition per tenant: the rules
+depend on codes, codes move between rows, so one tenant's changes must be
+decided and applied in commit order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from acct2crm.app.faust_app import WorkerApp
+from acct2crm.app.table_codecs import (
+    CRM_CODE_ENTRY,
+    HANDLED_OFFSET,
+    POSITION,
+    register_table_codecs,
+)
+from acct2crm.settings import Settings
+
+GROUP_ID = "acct2crm"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The app and everything it declares on Kafka."""
+
+    app: faust.App
+    change_topic: faust.TopicT
+    commands_topic: faust.TopicT
+    results_topic: faust.TopicT
+    dlq_topic: faust.TopicT
+    # (tenant, code key) -> what the CRM last said it holds under that code
+    code_to_customer: Any
+    # (tenant, accounting id) -> LSN of the last change of that row applied to the CRM
+    row_to_position: Any
+    # topic partition -> last offset an agent handled (see ledger.py for why)
+    topic_offsets: Any
+
+
+def make_app(settings: Settings) -> faust.App:
+    return WorkerApp(
+        GROUP_ID,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.table_store,
+        datadir=str(settings.home / "worker"),
+        topic_partitions=1,
+        topic_replication_factor=1,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        web_host="127.0.0.1",
+        web_bind=settings.worker_bind,
+        web_port=settings.worker_port,
+        web_in_thread=False,
+        autodiscover=False,
+        broker_commit_every=100,
+        # a killed worker's partitions go to its successor after this long
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        # no built-in pages (tables by key, router, stats): see faust_app.py
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+    )
+
+
+def avro_table(app: faust.App, name: str, value_codec: str) -> Any:
+    """A one-partition table with JSON keys and Avro values.
+
+    Faust derives a table's serializers from its key and value types only,
+    so the value codec is set on the table before its changelog or store
+    (both made on first use) exist.
+    """
+    changelog = app.topic(
+        f"{app.conf.id}-{name}-changelog",
+        key_type=str,
+        key_serializer="json",
+        value_serializer=value_codec,
+        partitions=1,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+    )
+    # use_partitioner: every topic has one partition, so the producer's choice is 0;
+    # it also skips Faust's partition-count check, which reads the consumer's
+    # metadata and fails while a just-created changelog still shows 0 partitions
+    table = app.Table(
+        name,
+        default=None,
+        partitions=1,
+        key_type=str,
+        changelog_topic=changelog,
+        use_partitioner=True,
+    )
+    table.value_serializer = value_codec  # type: ignore[attr-defined]
+    return table
+
+
+def build_topology(settings: Settings) -> Topology:
+    register_table_codecs()
+    app = make_app(settings)
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": 1}
+    return Topology(
+        app=app,
+        change_topic=app.topic(settings.change_topic, **raw),
+        commands_topic=app.topic(settings.commands_topic, **raw),
+        results_topic=app.topic(settings.results_topic, **raw),
+        dlq_topic=app.topic(settings.dlq_topic, **raw),
+        code_to_customer=avro_table(app, "code_to_customer", CRM_CODE_ENTRY),
+        row_to_position=avro_table(app, "row_to_position", POSITION),
+        topic_offsets=avro_table(app, "topic_offsets", HANDLED_OFFSET),
+    )

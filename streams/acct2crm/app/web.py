@@ -1,0 +1,36 @@
+"""The worker's status page: what it is doing, for `acct2crm status` and people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from acct2crm.app.wiring import Wiring
+
+
+def status_body(wiring: Wiring) -> dict[str, Any]:
+    wait_state = wiring.wait_state
+    return {
+        "state": "waiting_for_crm" if wait_state.reason else "running",
+        "waiting_reason": wait_state.reason,
+        "waiting_kind": wait_state.kind,  # "configuration": the operator must act
+        "waiting_since": wait_state.since,
+        "crm_retries": wait_state.retries,
+        "scope": wiring.scope.current().describe(),
+        "scope_error": wiring.scope.error,
+        "counts_since_start": dict(wiring.outputs.counts),
+        "started_at": wiring.started,
+        "seeded": wiring.cache.seeded,
+        # records the broker has not acknowledged yet; their offsets wait
+        "kafka_waiting": [d.state.reason for d in wiring.deliveries if d.state.reason],
+        # a gap in a topic not read back yet (retried), and offsets found deleted
+        "reading_back": wiring.ledger.state.reason,
+        "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
+    }
+
+
+def register_status_page(app: faust.App, wiring: Wiring) -> None:
+    @app.page("/status")
+    async def status_page(web: Any, request: Any) -> Any:
+        return web.json(status_body(wiring))

@@ -1,0 +1,139 @@
+"""What the agents work with: the CRM client, the sink engine, outputs, the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from acct2crm.app.delivery import Delivery, Produce
+from acct2crm.app.kafka_reader import RangeReader
+from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
+from acct2crm.app.topology import Topology
+from acct2crm.crm.client import CrmClient
+from acct2crm.rules.change import Action
+from acct2crm.scope_file import ScopeWatcher
+from acct2crm.settings import Settings
+from acct2crm.sink.code_cache import CodeCache
+from acct2crm.sink.engine import SinkEngine
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Wiring:
+    """The worker's moving parts, built once per app."""
+
+    outputs: Outputs  # the change agent's; the command agent's shares its counts
+    deliveries: tuple[Delivery, Delivery]  # change agent's, command agent's
+    wait_state: WaitState
+    scope: ScopeWatcher
+    cache: CodeCache
+    ledger: OffsetLedger
+    router: ChangeRouter
+    applier: CommandApplier
+    started: float = field(default_factory=time.time)
+
+
+def _producer(topic: faust.TopicT) -> Produce:
+    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
+        # force: never deferred to a commit; the returned future is the broker's ack
+        return await topic.send(key=key, value=value, force=True)
+
+    return produce
+
+
+def _outputs(
+    settings: Settings, topology: Topology, delivery: Delivery, counts: dict[str, int]
+) -> Outputs:
+    return Outputs(
+        tenant=settings.tenant,
+        send_command=delivery.sender(_producer(topology.commands_topic)),
+        send_result=delivery.sender(_producer(topology.results_topic)),
+        send_dead_letter=delivery.sender(_producer(topology.dlq_topic)),
+        counts=counts,
+    )
+
+
+def _lost_reporter(outputs: Outputs, delivery: Delivery) -> LostReport:
+    """Offsets deleted before they were handled: a failed result naming them, delivered."""
+    lock = asyncio.Lock()  # both agents' ledgers share this delivery
+
+    async def report(gone: LostRange) -> None:
+        async with lock:
+            await outputs.result(
+                accounting_id=None, code=None, op="?", action=Action.FAILED,
+                reason=gone.describe(),
+            )
+            await delivery.settle()
+
+    return report
+
+
+def build_wiring(settings: Settings, topology: Topology) -> Wiring:
+    deliveries = (Delivery("route_changes"), Delivery("apply_commands"))
+    counts: dict[str, int] = {}
+    outputs = _outputs(settings, topology, deliveries[0], counts)
+    reader = RangeReader(settings.kafka_bootstrap)
+    ledger_delivery = Delivery("offset_ledger")
+    ledger = OffsetLedger(
+        topology.topic_offsets,
+        reader.read,
+        reader.earliest,
+        report_lost=_lost_reporter(
+            _outputs(settings, topology, ledger_delivery, counts), ledger_delivery
+        ),
+    )
+    wait_state = WaitState()
+    scope = ScopeWatcher(settings.effective_scope_file)
+    crm = CrmClient.connect(
+        settings.crm_url,
+        settings.crm_token.get_secret_value(),
+        timeout_s=settings.crm_timeout_s,
+        allow_insecure_http=settings.crm_allow_insecure_http,
+    )
+    cache = CodeCache(topology.code_to_customer, settings.tenant)
+    retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
+    engine = SinkEngine(
+        crm,
+        cache,
+        topology.row_to_position,
+        retry=retry,
+        max_concurrency=settings.crm_max_concurrency,
+        pace=RateLimiter(settings.crm_rate_limit_per_s),
+        wait_state=wait_state,
+    )
+
+    async def seed() -> None:
+        """First start: learn every code the CRM holds (paged list), then trust the table."""
+        if cache.seeded:
+            return
+
+        async def load() -> int:
+            n = 0
+            async for record in crm.iter_all():
+                cache.remember(record)
+                n += 1
+            return n
+
+        n = await call_with_retry(load, retry, wait_state)
+        cache.mark_seeded()
+        log.info("CRM-code table seeded with %d CRM customers", n)
+
+    return Wiring(
+        outputs=outputs,
+        deliveries=deliveries,
+        wait_state=wait_state,
+        scope=scope,
+        cache=cache,
+        ledger=ledger,
+        router=ChangeRouter(scope, topology.row_to_position, outputs),
+        applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
+    )
