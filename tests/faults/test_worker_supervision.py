@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
-from devstack.report import as_text
 
 from acct2crm.settings import Settings
+from acct2crm.status_report import as_text
 from devstack.paths import StackPaths
 from devstack.processes import read_pid
 from devstack.python_services import supervisor_state_file

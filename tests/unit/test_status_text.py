@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devstack.report import as_text
+from acct2crm.status_report import as_text
 
 
 def test_lost_offsets_and_waits_are_shown_loudly() -> None:
