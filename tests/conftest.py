@@ -2,12 +2,18 @@
 
 The session gets its own state folder (``<repo>/.acct2crm-test``) and its own
 ports (the defaults + 100), set in the environment here, before any Settings
-are read, so a developer's own ``acct2crm up`` stack is never touched. The
+are read, after every other ``ACCT2CRM_*`` variable is cleared: a developer's
+own stack, real CRM (URL, token) or Kafka never receives test data. The
 reference CRM runs with fault injection on. When a Docker engine answers, the
 stack comes from docker-compose.yml through testcontainers; otherwise the
 native stack is started (``devstack.lifecycle.up``). Nothing here skips
 a test because a service is missing: a stack that cannot start fails loudly.
-The stack is brought down at the end unless ``ACCT2CRM_KEEP_STACK=1``.
+The stack is brought down at the end unless ``ACCT2CRM_KEEP_STACK=1``, and
+always when its setup fails or is interrupted (Ctrl-C). A stack left by an
+earlier session in the same state folder is reused (``up`` finds its
+processes by pid file or by their working folders). Under Docker the stack is
+its own compose project, and its volumes are removed only if this session
+created it.
 
 Fixtures for other tests:
 
@@ -28,9 +34,11 @@ Fixtures for other tests:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,8 +73,16 @@ _PORT_FIELDS = (
 )
 
 
+# the test knobs themselves, and the download cache (jars only, no service, no data)
+_KEPT_VARIABLES = ("ACCT2CRM_KEEP_STACK", "ACCT2CRM_CACHE_DIR")
+
+
 def _isolate_environment() -> None:
-    """Point every Settings read in this session at the test stack."""
+    """Point every Settings read in this session at the test stack, and nothing else."""
+    for name in list(os.environ):
+        if (name.startswith("ACCT2CRM_") and not name.startswith("ACCT2CRM_TEST_")
+                and name not in _KEPT_VARIABLES):
+            del os.environ[name]
     os.environ["ACCT2CRM_HOME"] = str(TEST_HOME)
     for name in _PORT_FIELDS:
         default = Settings.model_fields[name].default
@@ -86,6 +102,7 @@ class StackHandle:
     kind: str  # "native" or "docker"
     crm_fault_injection: bool = True
     pids: dict[str, int | None] = field(default_factory=dict)
+    created: bool = False  # docker: this session created the compose project
     _compose: Any = None
 
     def up(self) -> dict[str, int | None]:
@@ -101,7 +118,8 @@ class StackHandle:
 
     def down(self) -> None:
         if self.kind == "docker":
-            self._compose.stop()
+            # volumes go only with a stack this session created, never a user's own
+            self._compose.stop(down=self.created)
             return
         lifecycle.down(self.settings, echo=_echo)
 
@@ -133,16 +151,30 @@ def _wait_docker_healthy(settings: Settings, timeout_s: float = 300.0) -> None:
         time.sleep(2)
 
 
+COMPOSE_PROJECT = "acct2crm-test-" + hashlib.sha256(str(TEST_HOME).encode()).hexdigest()[:8]
+
+
 def _start_docker(settings: Settings) -> StackHandle:
     # the tests drive CRM outages through /admin/faults; the compose file's own
     # `connectors` service applies the connector from inside the Docker network
     # (applied from here it would point Debezium at this host's loopback)
     os.environ["ACCT2CRM_REFCRM_FAULT_INJECTION"] = "true"
+    # a project of the tests' own: never the user's `acct2crm` compose stack
+    os.environ["COMPOSE_PROJECT_NAME"] = COMPOSE_PROJECT
+    existing = docker.from_env(timeout=10).containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={COMPOSE_PROJECT}"}
+    )
     compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml", wait=False)
-    compose.start()
-    _wait_docker_healthy(settings)
-    _wait_connector_running(settings)
-    return StackHandle(settings=settings, kind="docker", _compose=compose)
+    handle = StackHandle(settings=settings, kind="docker", created=not existing,
+                         _compose=compose)
+    try:
+        compose.start()
+        _wait_docker_healthy(settings)
+        _wait_connector_running(settings)
+    except BaseException:
+        handle.down()
+        raise
+    return handle
 
 
 def _wait_connector_running(settings: Settings, timeout_s: float = 300.0) -> None:
@@ -153,17 +185,34 @@ def _wait_connector_running(settings: Settings, timeout_s: float = 300.0) -> Non
         time.sleep(2)
 
 
+def _start_native(settings: Settings) -> StackHandle:
+    handle = StackHandle(settings=settings, kind="native")
+    try:
+        handle.up()
+    except BaseException:
+        # `up` already stopped what it started; this also stops what an earlier,
+        # interrupted session left in this state folder (failed setup or Ctrl-C)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C waits
+        try:
+            handle.down()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        raise
+    return handle
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackHandle]:
     settings = get_settings()
     if _docker_answers() and (REPO / "docker-compose.yml").exists():
         handle = _start_docker(settings)
     else:
-        handle = StackHandle(settings=settings, kind="native")
-        handle.up()
-    yield handle
-    if os.environ.get("ACCT2CRM_KEEP_STACK") != "1":
-        handle.down()
+        handle = _start_native(settings)
+    try:
+        yield handle
+    finally:
+        if os.environ.get("ACCT2CRM_KEEP_STACK") != "1":
+            handle.down()
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,22 @@ def up(
         False, "--crm-fault-injection", help="Let tests break the reference CRM (/admin/faults)."
     ),
     no_worker: bool = typer.Option(False, "--no-worker", help="Start everything but the worker."),
+    only: str | None = typer.Option(
+        None, "--only", help="Comma-separated services to start (with what they need), "
+        "e.g. postgres,crm.",
+    ),
 ) -> None:
-    """Start the local stack (PostgreSQL, Kafka, Connect + Debezium, CRM, worker); idempotent."""
+    """Start the local stack (PostgreSQL, Kafka, Connect + Debezium, CRM, worker); idempotent.
+
+    All or nothing: if a service fails, what this call started is stopped again.
+    """
     from devstack import lifecycle
 
+    chosen = None if only is None else [name.strip() for name in only.split(",") if name.strip()]
     try:
         lifecycle.up(
-            get_settings(), crm_fault_injection=crm_fault_injection, with_worker=not no_worker
+            get_settings(), crm_fault_injection=crm_fault_injection, with_worker=not no_worker,
+            only=chosen,
         )
     except Acct2CrmError as exc:
         raise _fail(exc) from exc

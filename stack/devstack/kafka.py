@@ -10,15 +10,19 @@ import base64
 import signal
 import subprocess
 import uuid
+from pathlib import PurePath
 
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
 from acct2crm.settings import Settings
+from devstack import safe_fs
 from devstack.java import java_command
 from devstack.paths import StackPaths
-from devstack.processes import port_open, spawn, write_pid
+from devstack.processes import find_by_cwd, port_open, spawn, write_pid
 
 STOP_SIGNAL = signal.SIGTERM
+MAIN_CLASS = "kafka.Kafka"
+FORMAT_TOOL = "kafka.tools.StorageTool"
 FORMAT_TIMEOUT_S = 180.0
 
 
@@ -67,17 +71,19 @@ def new_cluster_id() -> str:
 
 def prepare(settings: Settings, paths: StackPaths) -> None:
     """Write the configuration; format the storage once (KRaft, standalone)."""
-    paths.kafka_dir.mkdir(parents=True, exist_ok=True)
-    paths.kafka_config.write_text(server_properties(settings, paths))
+    safe_fs.ensure_dir(paths.home, PurePath("kafka"))
+    safe_fs.write_file(paths.home, PurePath("kafka", paths.kafka_config.name),
+                       server_properties(settings, paths))
     if (paths.kafka_data / "meta.properties").exists():
         return
     argv = java_command(
-        settings, paths, "kafka.tools.StorageTool", "format", "--standalone",
+        settings, paths, FORMAT_TOOL, "format", "--standalone",
         "-t", new_cluster_id(), "-c", str(paths.kafka_config),
     )
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False
+            argv, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False,
+            cwd=paths.kafka_dir, umask=0o077,
         )
     except subprocess.TimeoutExpired as exc:
         raise StackError("Kafka storage format did not finish in time") from exc
@@ -87,10 +93,14 @@ def prepare(settings: Settings, paths: StackPaths) -> None:
 
 
 def start(settings: Settings, paths: StackPaths) -> int:
-    argv = java_command(settings, paths, "kafka.Kafka", str(paths.kafka_config))
+    argv = java_command(settings, paths, MAIN_CLASS, str(paths.kafka_config))
     pid = spawn(argv, log_file=paths.log_file("kafka"), cwd=paths.kafka_dir)
     write_pid(paths.pid_file("kafka"), pid)
     return pid
+
+
+def find(settings: Settings, paths: StackPaths) -> int | None:
+    return find_by_cwd(paths.kafka_dir, MAIN_CLASS)
 
 
 def healthy(settings: Settings, paths: StackPaths) -> bool:

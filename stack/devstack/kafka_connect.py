@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import signal
+from pathlib import PurePath
 
 import httpx
 
 from acct2crm.settings import Settings
+from devstack import safe_fs
 from devstack.java import java_command
 from devstack.paths import StackPaths
-from devstack.processes import port_open, spawn, write_pid
+from devstack.processes import find_by_cwd, port_open, spawn, write_pid
 
 STOP_SIGNAL = signal.SIGTERM
+MAIN_CLASS = "org.apache.kafka.connect.cli.ConnectDistributed"
 
 
 def worker_properties(settings: Settings, paths: StackPaths) -> str:
@@ -47,18 +50,20 @@ def worker_properties(settings: Settings, paths: StackPaths) -> str:
 
 
 def prepare(settings: Settings, paths: StackPaths) -> None:
-    paths.connect_dir.mkdir(parents=True, exist_ok=True)
-    paths.connect_config.write_text(worker_properties(settings, paths))
+    safe_fs.ensure_dir(paths.home, PurePath("connect"))
+    safe_fs.write_file(paths.home, PurePath("connect", paths.connect_config.name),
+                       worker_properties(settings, paths))
 
 
 def start(settings: Settings, paths: StackPaths) -> int:
-    argv = java_command(
-        settings, paths, "org.apache.kafka.connect.cli.ConnectDistributed",
-        str(paths.connect_config),
-    )
+    argv = java_command(settings, paths, MAIN_CLASS, str(paths.connect_config))
     pid = spawn(argv, log_file=paths.log_file("connect"), cwd=paths.connect_dir)
     write_pid(paths.pid_file("connect"), pid)
     return pid
+
+
+def find(settings: Settings, paths: StackPaths) -> int | None:
+    return find_by_cwd(paths.connect_dir, MAIN_CLASS)
 
 
 def healthy(settings: Settings, paths: StackPaths) -> bool:

@@ -8,24 +8,29 @@ cluster listens on loopback only, with ``wal_level=logical`` for Debezium.
 
 from __future__ import annotations
 
-import hashlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePath
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from acct2crm.errors import StackError
 from acct2crm.settings import Settings
+from devstack import safe_fs
 from devstack.paths import ACCOUNTING_SQL, StackPaths
-from devstack.processes import last_error_line, port_open, write_pid
+from devstack.processes import is_alive, last_error_line, port_open, stop, write_pid
 
 STOP_SIGNAL = signal.SIGINT  # PostgreSQL's "fast" shutdown: ends sessions, checkpoints
 SUPERUSER = "postgres"
 SYSTEM_USER = "postgres"
+LOCATION_FILE = "postgres.location"  # names the private cluster folder, when there is one
+PRIVATE_BASE = "/var/tmp"  # noqa: S108 - mkdtemp below it: random name, root's, checked
 
 
 def _running_as_root() -> bool:
@@ -50,16 +55,64 @@ def pg_bin(name: str) -> str:
 
 
 def cluster_dir(paths: StackPaths) -> Path:
-    """The cluster's folder: in the state folder, unless ``postgres`` cannot reach it.
+    """The cluster's folder: ``<home>/postgres``, or the private folder ``prepare`` recorded.
 
-    A state folder under an unreadable parent (a clone in /root, mode 700)
-    cannot hold a cluster owned by another user; the cluster then lives in
-    /var/tmp, named after the state folder so each home keeps its own.
+    Reads only (status and health checks call it); ``prepare`` decides and creates.
     """
-    if not _running_as_root() or _owner_can_reach(paths.home):
+    recorded = _recorded_private_root(paths)
+    return paths.postgres_dir if recorded is None else recorded / "cluster"
+
+
+def _recorded_private_root(paths: StackPaths) -> Path | None:
+    try:
+        text = safe_fs.read_file(paths.home, PurePath(LOCATION_FILE))
+    except StackError:
+        return None
+    return Path(text.strip()) if text and text.strip() else None
+
+
+def ensure_cluster_dir(paths: StackPaths) -> Path:
+    """Create or check the cluster's folder, owned by the server's user, mode 700.
+
+    As root, a state folder the ``postgres`` user cannot reach (a clone under
+    /root or under a ``mktemp -d`` folder) cannot hold its cluster: the cluster
+    then lives in a private folder made by ``mkdtemp`` under /var/tmp (random
+    name, root's, mode 711), recorded in ``<home>/postgres.location``. A
+    recorded folder is used only while it is still root's, a real folder, and
+    not writable by others; anything else is refused, never followed.
+    """
+    owner = _owner_ids()
+    if not _running_as_root():
+        safe_fs.ensure_dir(paths.home, PurePath("postgres"))
         return paths.postgres_dir
-    tag = hashlib.sha256(str(paths.home).encode()).hexdigest()[:10]
-    return Path("/var/tmp") / f"acct2crm-postgres-{tag}"  # noqa: S108 - owned, per home
+    recorded = _recorded_private_root(paths)
+    if recorded is None and _owner_can_reach(paths.home.parent):
+        safe_fs.ensure_private_root(paths.home, 0o711)
+        safe_fs.ensure_dir(paths.home, PurePath("postgres"), owner=owner)
+        return paths.postgres_dir
+    safe_fs.ensure_private_root(paths.home, 0o700)
+    if recorded is None or not recorded.exists():
+        recorded = Path(tempfile.mkdtemp(prefix="acct2crm-postgres-", dir=PRIVATE_BASE))
+        os.chmod(recorded, 0o711)  # noqa: S103 - the server's user may pass, not list
+        safe_fs.write_file(paths.home, PurePath(LOCATION_FILE), f"{recorded}\n")
+    safe_fs.check_private_root(recorded)
+    safe_fs.ensure_dir(recorded, PurePath("cluster"), owner=owner)
+    return recorded / "cluster"
+
+
+def home_mode(paths: StackPaths) -> int:
+    """700, or 711 as root unless the cluster lives in a private folder (the server's
+    user may then pass through the state folder, never list or read it)."""
+    if _running_as_root() and _recorded_private_root(paths) is None:
+        return 0o711
+    return 0o700
+
+
+def _owner_ids() -> tuple[int, int]:
+    if not _running_as_root():
+        return os.geteuid(), os.getegid()
+    record = pwd.getpwnam(SYSTEM_USER)
+    return record.pw_uid, record.pw_gid
 
 
 def _owner_can_reach(folder: Path) -> bool:
@@ -67,7 +120,7 @@ def _owner_can_reach(folder: Path) -> bool:
     while not probe.exists():
         probe = probe.parent
     done = subprocess.run(
-        _as_owner(["test", "-x", str(probe)]), capture_output=True, check=False
+        _as_owner(["test", "-x", str(probe)]), capture_output=True, check=False, cwd="/"
     )
     return done.returncode == 0
 
@@ -80,11 +133,6 @@ def socket_dir(paths: StackPaths) -> Path:
     return cluster_dir(paths) / "socket"
 
 
-def _own(path: Path) -> None:
-    if _running_as_root():
-        shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
-
-
 def server_conf(settings: Settings, paths: StackPaths) -> str:
     """The settings acct2crm adds to the cluster's own postgresql.conf."""
     return "\n".join(
@@ -92,7 +140,7 @@ def server_conf(settings: Settings, paths: StackPaths) -> str:
             "# written by acct2crm up; edits are overwritten",
             f"listen_addresses = '{settings.pg_host}'",
             f"port = {settings.pg_port}",
-            f"unix_socket_directories = '{socket_dir(paths)}'",
+            f"unix_socket_directories = '{_conf_quote(str(socket_dir(paths)))}'",
             "wal_level = logical",
             "max_replication_slots = 10",
             "max_wal_senders = 10",
@@ -105,6 +153,10 @@ def server_conf(settings: Settings, paths: StackPaths) -> str:
     )
 
 
+def _conf_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "''")
+
+
 HBA_CONF = """# written by acct2crm up; edits are overwritten
 # the superuser only through the private socket folder (mode 700)
 local   all          postgres                     trust
@@ -115,63 +167,100 @@ host    replication  all         127.0.0.1/32     scram-sha-256
 
 
 def prepare(settings: Settings, paths: StackPaths) -> None:
-    """Create the cluster once (initdb) and (re)write its configuration."""
-    root = cluster_dir(paths)
-    root.mkdir(parents=True, exist_ok=True)
-    _own(root)
-    sockets = socket_dir(paths)
-    sockets.mkdir(mode=0o700, exist_ok=True)
-    _own(sockets)
-    data = data_dir(paths)
-    if not (data / "PG_VERSION").exists():
-        shutil.rmtree(data, ignore_errors=True)
-        done = subprocess.run(
-            _as_owner([
-                pg_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8",
-                "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256",
-            ]),
-            capture_output=True, text=True, check=False,
+    """Create the cluster once (initdb) and (re)write its configuration, never through a link."""
+    root = ensure_cluster_dir(paths)
+    owner = _owner_ids()
+    safe_fs.ensure_dir(root, PurePath("socket"), owner=owner)
+    if safe_fs.read_file(root, PurePath("data/PG_VERSION"), owner=owner) is None:
+        # a half-made cluster from an interrupted initdb; removed as its owner
+        _run_as_owner(["rm", "-rf", "--", "data"], root)
+        done = _run_as_owner(
+            [pg_bin("initdb"), "-D", str(root / "data"), "-U", SUPERUSER, "-E", "UTF8",
+             "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"],
+            root,
         )
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise StackError(f"PostgreSQL initdb failed in {data}: {reason}")
-    _write_owned(data / "acct2crm.conf", server_conf(settings, paths))
-    _write_owned(data / "pg_hba.conf", HBA_CONF)
-    main_conf = data / "postgresql.conf"
-    include = "include_if_exists = 'acct2crm.conf'"
-    if include not in main_conf.read_text():
-        with main_conf.open("a") as handle:
-            handle.write(f"\n{include}\n")
+            raise StackError(f"PostgreSQL initdb failed in {root / 'data'}: {reason}")
+    safe_fs.write_file(root, PurePath("data/acct2crm.conf"), server_conf(settings, paths),
+                       owner=owner)
+    safe_fs.write_file(root, PurePath("data/pg_hba.conf"), HBA_CONF, owner=owner)
+    safe_fs.append_line_once(root, PurePath("data/postgresql.conf"),
+                             "include_if_exists = 'acct2crm.conf'", owner=owner)
 
 
-def _write_owned(path: Path, text: str) -> None:
-    path.write_text(text)
-    _own(path)
+def _run_as_owner(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a server program as the cluster's user, from a folder that user may enter."""
+    return subprocess.run(
+        _as_owner(argv), capture_output=True, text=True, check=False, cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def start(settings: Settings, paths: StackPaths) -> int:
-    """Start the server (pg_ctl waits until it accepts connections); its pid."""
+    """Start the server (pg_ctl waits until it accepts connections); its pid.
+
+    The log is opened here (root's, mode 600) and handed to the server as its
+    output, so the server's user never needs to reach the state folder. If the
+    start fails or is interrupted, a server it left running is stopped.
+    """
+    root = cluster_dir(paths)
     log = paths.log_file("postgres")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.touch()
-    _own(log)
-    data = data_dir(paths)
-    done = subprocess.run(
-        _as_owner([pg_bin("pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w", "-t", "90"]),
-        capture_output=True, text=True, check=False,
-    )
-    if done.returncode != 0:
-        reason = last_error_line(log) or done.stderr.strip() or done.stdout.strip()
-        raise StackError(f"PostgreSQL refused to start: {reason}")
-    pid = int((data / "postmaster.pid").read_text().split()[0])
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        done = subprocess.run(
+            _as_owner([pg_bin("pg_ctl"), "start", "-D", str(root / "data"), "-w", "-t", "90"]),
+            stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, cwd=root, check=False,
+        )
+    except BaseException:
+        _stop_unrecorded(paths)
+        raise
+    finally:
+        os.close(fd)
+    pid = server_pid(paths)
+    if done.returncode != 0 or pid is None:
+        _stop_unrecorded(paths)
+        raise StackError(f"PostgreSQL refused to start: {last_error_line(log) or 'no output'}")
     write_pid(paths.pid_file("postgres"), pid)
     return pid
 
 
+def _postmaster_lines(paths: StackPaths) -> list[str]:
+    try:
+        text = safe_fs.read_file(cluster_dir(paths), PurePath("data/postmaster.pid"),
+                                 owner=_owner_ids())
+    except StackError:
+        return []
+    return (text or "").splitlines()
+
+
+def server_pid(paths: StackPaths) -> int | None:
+    """The running server of this cluster, from its own ``postmaster.pid``."""
+    lines = _postmaster_lines(paths)
+    try:
+        pid = int(lines[0])
+    except (IndexError, ValueError):
+        return None
+    return pid if is_alive(pid) else None
+
+
+def stopping(settings: Settings, paths: StackPaths) -> bool:
+    """The server was told to stop and has not exited yet."""
+    lines = _postmaster_lines(paths)
+    return len(lines) > 7 and lines[7].strip() == "stopping" and server_pid(paths) is not None
+
+
+def _stop_unrecorded(paths: StackPaths) -> None:
+    pid = server_pid(paths)
+    if pid is not None:
+        stop(pid, sig=STOP_SIGNAL)
+
+
 def superuser_conninfo(settings: Settings, paths: StackPaths, database: str = "postgres") -> str:
-    return (
-        f"host={socket_dir(paths)} port={settings.pg_port} dbname={database} "
-        f"user={SUPERUSER} connect_timeout=3"
+    return make_conninfo(
+        host=str(socket_dir(paths)), port=settings.pg_port, dbname=database, user=SUPERUSER,
+        connect_timeout=3,
     )
 
 

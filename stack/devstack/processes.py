@@ -50,8 +50,13 @@ def is_alive(pid: int) -> bool:
 
 def write_pid(path: Path, pid: int) -> None:
     started = start_time(pid)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{pid} {started or 0}\n")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{pid} {started or 0}\n")
+    staging.replace(path)
 
 
 def read_pid(path: Path) -> int | None:
@@ -71,17 +76,21 @@ def spawn(
     argv: Sequence[str],
     *,
     log_file: Path,
+    cwd: Path,
     extra_env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
 ) -> int:
     """Start a long-running process in its own session, output appended to ``log_file``.
 
+    It runs in ``cwd`` (its own state folder, so it never depends on where the
+    command was typed) with umask 077: what it creates is its owner's only.
     The child inherits this process's environment (passed through, not read)
     with ``extra_env`` on top.
     """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = {**os.environ, **extra_env} if extra_env else None
-    with log_file.open("ab") as log:
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "ab") as log:
         child = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -90,6 +99,7 @@ def spawn(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            umask=0o077,
         )
     _children[child.pid] = child
     return child.pid
@@ -115,6 +125,31 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return not is_alive(pid)
+
+
+def find_by_cwd(folder: Path, marker: str) -> int | None:
+    """A live process working in ``folder`` whose command line holds ``marker``.
+
+    Every service runs in its own state folder, so this finds a process of this
+    stack whose pid file was lost (a start interrupted between the two).
+    """
+    try:
+        wanted = os.path.realpath(folder)
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/cwd") != wanted:
+                continue
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in command and is_alive(int(entry)):
+            return int(entry)
+    return None
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import httpx
 from pydantic import SecretStr
 
 from acct2crm.settings import DERIVED_ENDPOINTS, Settings, env_name
+from devstack import safe_fs
 from devstack.paths import StackPaths
-from devstack.processes import spawn, write_pid
+from devstack.processes import find_by_cwd, spawn, write_pid
 
 STOP_SIGNAL = signal.SIGTERM
 
@@ -47,8 +48,11 @@ def crm_command(fault_injection: bool) -> list[str]:
 
 
 def _start(settings: Settings, paths: StackPaths, name: str, argv: list[str]) -> int:
+    """Run in its own state folder (``<home>/crm``, ``<home>/worker``, mode 700)."""
+    safe_fs.ensure_dir(paths.home, PurePath(name))
     pid = spawn(
-        argv, log_file=paths.log_file(name), extra_env=settings_env(settings), cwd=paths.home
+        argv, log_file=paths.log_file(name), extra_env=settings_env(settings),
+        cwd=paths.home / name,
     )
     write_pid(paths.pid_file(name), pid)
     return pid
@@ -56,6 +60,14 @@ def _start(settings: Settings, paths: StackPaths, name: str, argv: list[str]) ->
 
 def start_crm(settings: Settings, paths: StackPaths, fault_injection: bool) -> int:
     return _start(settings, paths, "crm", crm_command(fault_injection))
+
+
+def find_crm(settings: Settings, paths: StackPaths) -> int | None:
+    return find_by_cwd(paths.home / "crm", "refcrm")
+
+
+def find_worker(settings: Settings, paths: StackPaths) -> int | None:
+    return find_by_cwd(paths.home / "worker", "acct2crm.cli")
 
 
 def crm_healthy(settings: Settings, paths: StackPaths) -> bool:

@@ -6,7 +6,8 @@ at the edge with ``raise ... from exc`` so callers only ever handle these::
     Acct2CrmError
     ├── ConfigError            settings or scope file unusable
     ├── StackError             the local stack cannot start or answer
-    │   └── ServiceUnhealthy   one service did not become healthy in time
+    │   ├── ServiceUnhealthy   one service did not become healthy in time
+    │   └── StartFailed        ``up`` failed at one service and undid what it started
     ├── ConnectError           Kafka Connect REST refused or timed out
     ├── DecodeError            a change message cannot be decoded (bad input)
     ├── BadRowError            a row cannot be synced (e.g. empty code)
@@ -42,6 +43,15 @@ class StackError(Acct2CrmError):
 
 class ServiceUnhealthy(StackError):
     """A service of the local stack did not become healthy in time."""
+
+
+class StartFailed(StackError):
+    """``up`` failed at ``service``; ``stopped`` names what it had started and stopped again."""
+
+    def __init__(self, message: str, *, service: str, stopped: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.service = service
+        self.stopped = stopped
 
 
 class ConnectError(Acct2CrmError):
