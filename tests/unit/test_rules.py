@@ -129,7 +129,10 @@ def test_rules_table(label, c, view, action, call) -> None:  # type: ignore[no-u
         assert decision.call is None, label
     else:
         assert isinstance(decision.call, call), label
-        assert decision.call.fields["external_ref"] == "default:1" or action is Action.CREATED
+        # every write the sync makes marks the record as this row's, creates included
+        assert decision.call.fields["external_ref"] == "default:1", label
+        if isinstance(decision.call, Create):
+            assert decision.call.fields["code"] == intent_of(c).code, label
 
 
 def test_r2a_updates_the_record_holding_k_not_k0() -> None:
