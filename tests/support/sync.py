@@ -183,8 +183,26 @@ class Pipeline:
             reply = crm.post("/admin/faults", json=faults)
             assert reply.status_code == 200, reply.text
 
-    def crm_writes(self) -> int:
+    def crm_stats(self) -> dict[str, int]:
+        """The reference CRM's counters (``/admin/stats``): writes, rate_limited, ..."""
         with self.crm() as crm:
             reply = crm.get("/admin/stats")
             reply.raise_for_status()
-            return int(reply.json()["writes"])
+            return {k: int(v) for k, v in reply.json().items() if isinstance(v, int)}
+
+    def crm_writes(self) -> int:
+        return self.crm_stats()["writes"]
+
+    def crm_write_seq(self) -> int:
+        """Where the CRM's write journal stands now: pass it to ``crm_writes_since``."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/writes", params={"after": 2**62})
+            reply.raise_for_status()
+            return int(reply.json()["last_seq"])
+
+    def crm_writes_since(self, seq: int) -> list[dict[str, Any]]:
+        """The writes the CRM accepted after ``seq``, in the order it accepted them."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/writes", params={"after": seq})
+            reply.raise_for_status()
+            return list(reply.json()["items"])

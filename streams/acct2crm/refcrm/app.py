@@ -5,8 +5,9 @@ Public, no token: ``GET /healthz``.
 ``GET /api/customers?page=N&page_size=M``, ``GET /api/customers/{id}``,
 ``POST /api/customers``, ``PATCH /api/customers/{id}``. No delete.
 ``/admin`` (bearer token; never faulted nor rate limited): ``GET /admin/stats``
-always; ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}``
-(test clean-up) only when started with fault injection, else 404.
+and ``GET /admin/writes?after=SEQ`` (accepted writes, in order) always;
+``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}`` (test clean-up)
+only when started with fault injection, else 404.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ async def _validated_write(
     crm: CrmState,
     validate: Callable[[Any], dict[str, Any]],
     store: Callable[[dict[str, Any]], dict[str, Any] | None],
+    kind: str,
 ) -> tuple[Response | None, dict[str, Any] | None]:
     """Parse, validate and store one write: (the error answer, or None; the stored record)."""
     try:
@@ -125,17 +127,23 @@ async def _validated_write(
         crm.stats.add("rejected")
         return invalid(exc.errors, 400), None
     try:
-        return None, await run_in_threadpool(store, validate(body))
+        values = validate(body)
+        record = await run_in_threadpool(store, values)
     except InvalidFields as exc:
         crm.stats.add("rejected")
         return invalid(exc.errors), None
     except CodeTaken as exc:
         crm.stats.add("conflicts")
         return conflict(exc), None
+    if record is not None:
+        crm.journal.note(kind, record, list(values))
+    return None, record
 
 
 async def create_customer(request: Request, crm: CrmState) -> Response:
-    failure, record = await _validated_write(request, crm, validate_create, crm.store.create)
+    failure, record = await _validated_write(
+        request, crm, validate_create, crm.store.create, "create"
+    )
     if failure is not None:
         return failure
     assert record is not None
@@ -148,7 +156,7 @@ async def create_customer(request: Request, crm: CrmState) -> Response:
 async def patch_customer(request: Request, crm: CrmState) -> Response:
     customer_id = record_id(request)
     failure, record = await _validated_write(
-        request, crm, validate_patch, partial(crm.store.update, customer_id)
+        request, crm, validate_patch, partial(crm.store.update, customer_id), "update"
     )
     if failure is not None:
         return failure
@@ -171,6 +179,19 @@ async def admin_stats(request: Request) -> Response:
         "fault_injection": crm.fault_injection,
     }
     return JSONResponse(body)
+
+
+async def admin_writes(request: Request) -> Response:
+    """Accepted writes in the order the CRM took them, after ``?after=SEQ``."""
+    crm = crm_of(request)
+    if not crm.authorised(request):
+        return unauthorised()
+    try:
+        after = int_param(request, "after", 0, 0)
+    except InvalidFields as exc:
+        return invalid(exc.errors)
+    items, last = crm.journal.since(after)
+    return JSONResponse({"items": items, "last_seq": last})
 
 
 async def admin_faults(request: Request) -> Response:
@@ -219,6 +240,7 @@ def create_app(
         Route("/api/customers/{customer_id:int}", api(get_customer), methods=["GET"]),
         Route("/api/customers/{customer_id:int}", api(patch_customer), methods=["PATCH"]),
         Route("/admin/stats", admin_stats, methods=["GET"]),
+        Route("/admin/writes", admin_writes, methods=["GET"]),
     ]
     if fault_injection:
         routes += [

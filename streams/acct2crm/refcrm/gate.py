@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from acct2crm.refcrm.faults import Faults
+from acct2crm.refcrm.journal import WriteJournal
 from acct2crm.refcrm.ratelimit import TokenBucket, retry_after_header
 from acct2crm.refcrm.stats import Stats
 from acct2crm.refcrm.store import CustomerStore
@@ -34,6 +35,7 @@ class CrmState:
     base_rate_limit_per_s: int
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
+    journal: WriteJournal = field(default_factory=WriteJournal)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     rng: random.Random = field(default_factory=random.Random)
 
