@@ -101,13 +101,16 @@ class Pipeline:
                 [TopicPartition(self.settings.results_topic, 0, self.results_start)]
             )
         for message in self._consumer.consume(500, timeout=0.5):
-            if not message.error():
-                self._seen.append(result_as_json(result_type().decode(message.value())))
+            value = message.value()
+            if not message.error() and value is not None:
+                self._seen.append(result_as_json(result_type().decode(value)))
 
     def results(
         self, ids: Iterable[int], count: int, timeout_s: float = 90.0, *, distinct: bool = False
     ) -> list[dict[str, Any]]:
-        """Wait until ``count`` results about rows ``ids`` exist; in commit order.
+        """Wait until ``count`` results about rows ``ids`` exist; in the order the
+        worker published them (the results topic's offsets), never re-sorted, so
+        an order assertion on them checks the worker's own order.
 
         ``distinct`` counts changes, not results: a change redelivered after a
         crash has a second result.
@@ -125,9 +128,22 @@ class Pipeline:
             mine = [r for r in self._seen if r.get("accounting_id") in wanted]
             if counted(mine) >= count or time.monotonic() > deadline:
                 break
-        mine.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0))
         assert counted(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
         return mine
+
+    def results_now(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Every result about rows ``ids`` published so far, in topic order (no waiting)."""
+        high = end_offset(self.settings, self.settings.results_topic)
+        deadline = time.monotonic() + 30
+        self._poll()
+        assert self._consumer is not None
+        topic = TopicPartition(self.settings.results_topic, 0)
+        # the position, not the last offset seen: it also steps over transaction markers
+        while self._consumer.position([topic])[0].offset < high:
+            assert time.monotonic() < deadline, "the results topic could not be read to its end"
+            self._poll()
+        wanted = set(ids)
+        return [r for r in self._seen if r.get("accounting_id") in wanted]
 
     def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         if self._dlq_consumer is None:
@@ -139,8 +155,9 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         while len(self._dead) < count and time.monotonic() < deadline:
             for message in self._dlq_consumer.consume(100, timeout=0.5):
-                if not message.error():
-                    self._dead.append(dead_letter_type().decode(message.value()))
+                value = message.value()
+                if not message.error() and value is not None:
+                    self._dead.append(dead_letter_type().decode(value))
         return list(self._dead)
 
     def close(self) -> None:
@@ -188,7 +205,8 @@ class Pipeline:
         with self.crm() as crm:
             reply = crm.get("/admin/stats")
             reply.raise_for_status()
-            return {k: int(v) for k, v in reply.json().items() if isinstance(v, int)}
+            body = reply.json()
+            return {k: v for k, v in body.items() if type(v) is int}
 
     def crm_writes(self) -> int:
         return self.crm_stats()["writes"]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from acct2crm.errors import CrmRejected, CrmRetryable
-from acct2crm.rules.change import Action
-from acct2crm.rules.decide import SyncIntent, classify
+from acct2crm.rules.change import Action, Change
+from acct2crm.rules.decide import CrmRecord, Fields, SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine, plan_lanes
@@ -18,7 +18,13 @@ from tests.support.changes import change, row
 from tests.support.memory_crm import MemoryCrm
 
 
-def engine_for(crm: MemoryCrm, *, seeded: bool = True, table=None, positions=None):  # type: ignore[no-untyped-def]
+def engine_for(
+    crm: MemoryCrm,
+    *,
+    seeded: bool = True,
+    table: dict[str, Any] | None = None,
+    positions: dict[str, Any] | None = None,
+) -> SinkEngine:
     cache = CodeCache(table if table is not None else {}, "default")
     if seeded:
         for record in crm.records.values():
@@ -32,7 +38,7 @@ def engine_for(crm: MemoryCrm, *, seeded: bool = True, table=None, positions=Non
     )
 
 
-def intent(c) -> SyncIntent:  # type: ignore[no-untyped-def]
+def intent(c: Change) -> SyncIntent:
     result = classify(c, DEFAULT_SCOPE)
     assert isinstance(result, SyncIntent)
     return result
@@ -128,7 +134,7 @@ class FlakyCrm(MemoryCrm):
         super().__init__()
         self.failures = failures
 
-    async def create(self, fields):  # type: ignore[no-untyped-def]
+    async def create(self, fields: Fields) -> CrmRecord:
         if self.failures:
             self.failures -= 1
             raise CrmRetryable("CRM answered 503", status=503, retry_after=0.001)
@@ -146,7 +152,7 @@ async def test_retryable_errors_wait_and_nothing_is_lost() -> None:
 
 
 class RejectingCrm(MemoryCrm):
-    async def create(self, fields):  # type: ignore[no-untyped-def]
+    async def create(self, fields: Fields) -> CrmRecord:
         if fields.get("tax_code") == "bad":
             raise CrmRejected("CRM rejected tax_code: not 10 digits", field="tax_code")
         return await super().create(fields)
