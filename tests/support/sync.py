@@ -131,17 +131,18 @@ class Pipeline:
         assert counted(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
         return mine
 
-    def results_now(self, ids: Iterable[int]) -> list[dict[str, Any]]:
-        """Every result about rows ``ids`` published so far, in topic order (no waiting)."""
-        high = end_offset(self.settings, self.settings.results_topic)
-        deadline = time.monotonic() + 30
-        self._poll()
-        assert self._consumer is not None
-        topic = TopicPartition(self.settings.results_topic, 0)
-        # the position, not the last offset seen: it also steps over transaction markers
-        while self._consumer.position([topic])[0].offset < high:
-            assert time.monotonic() < deadline, "the results topic could not be read to its end"
+    def results_now(self, ids: Iterable[int], quiet_s: float = 2.0) -> list[dict[str, Any]]:
+        """Every result about rows ``ids`` published so far, in topic order.
+
+        Reads until the topic has been quiet for ``quiet_s``: meant for when no
+        worker runs (nothing more can come).
+        """
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s:
+            seen = len(self._seen)
             self._poll()
+            if len(self._seen) != seen:
+                quiet_since = time.monotonic()
         wanted = set(ids)
         return [r for r in self._seen if r.get("accounting_id") in wanted]
 
@@ -210,6 +211,21 @@ class Pipeline:
 
     def crm_writes(self) -> int:
         return self.crm_stats()["writes"]
+
+    def crm_call_seq(self) -> int:
+        """Where the CRM's call journal stands now: pass it to ``crm_calls_since``."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/calls", params={"after": 2**62})
+            reply.raise_for_status()
+            return int(reply.json()["last_seq"])
+
+    def crm_calls_since(self, seq: int) -> list[dict[str, Any]]:
+        """The ``/api`` calls the CRM got after ``seq``: at, method, target, status,
+        retry_after; in the order they arrived."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/calls", params={"after": seq})
+            reply.raise_for_status()
+            return list(reply.json()["items"])
 
     def crm_write_seq(self) -> int:
         """Where the CRM's write journal stands now: pass it to ``crm_writes_since``."""

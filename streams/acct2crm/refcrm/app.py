@@ -5,9 +5,9 @@ Public, no token: ``GET /healthz``.
 ``GET /api/customers?page=N&page_size=M``, ``GET /api/customers/{id}``,
 ``POST /api/customers``, ``PATCH /api/customers/{id}``. No delete.
 ``/admin`` (bearer token; never faulted nor rate limited): ``GET /admin/stats``
-and ``GET /admin/writes?after=SEQ`` (accepted writes, in order) always;
-``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}`` (test clean-up)
-only when started with fault injection, else 404.
+and ``GET /admin/writes|calls?after=SEQ`` (accepted writes; every ``/api`` call)
+always; ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}`` (test
+clean-up) only when started with fault injection, else 404.
 """
 
 from __future__ import annotations
@@ -194,6 +194,19 @@ async def admin_writes(request: Request) -> Response:
     return JSONResponse({"items": items, "last_seq": last})
 
 
+async def admin_calls(request: Request) -> Response:
+    """``/api`` calls as they arrived (status, ``Retry-After``), after ``?after=SEQ``."""
+    crm = crm_of(request)
+    if not crm.authorised(request):
+        return unauthorised()
+    try:
+        after = int_param(request, "after", 0, 0)
+    except InvalidFields as exc:
+        return invalid(exc.errors)
+    items, last = crm.calls.since(after)
+    return JSONResponse({"items": items, "last_seq": last})
+
+
 async def admin_faults(request: Request) -> Response:
     crm = crm_of(request)
     if not crm.authorised(request):
@@ -241,6 +254,7 @@ def create_app(
         Route("/api/customers/{customer_id:int}", api(patch_customer), methods=["PATCH"]),
         Route("/admin/stats", admin_stats, methods=["GET"]),
         Route("/admin/writes", admin_writes, methods=["GET"]),
+        Route("/admin/calls", admin_calls, methods=["GET"]),
     ]
     if fault_injection:
         routes += [

@@ -3,6 +3,7 @@
 In order: injected latency, maintenance (503), the bearer token (401), the
 rate limit (429 with ``Retry-After``), injected errors (500). After the route,
 an injected lost reply may replace a committed write's answer with a 502.
+Every call is then noted, with its answer, for ``GET /admin/calls``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from acct2crm.refcrm.faults import Faults
-from acct2crm.refcrm.journal import WriteJournal
+from acct2crm.refcrm.journal import CallJournal, WriteJournal
 from acct2crm.refcrm.ratelimit import TokenBucket, retry_after_header
 from acct2crm.refcrm.stats import Stats
 from acct2crm.refcrm.store import CustomerStore
@@ -36,6 +38,7 @@ class CrmState:
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
     journal: WriteJournal = field(default_factory=WriteJournal)
+    calls: CallJournal = field(default_factory=CallJournal)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     rng: random.Random = field(default_factory=random.Random)
 
@@ -74,9 +77,22 @@ def unauthorised() -> JSONResponse:
 
 
 def api(route: Route) -> Endpoint:
-    """An ``/api`` endpoint: ``route`` behind faults, token and rate limit."""
+    """An ``/api`` endpoint: ``route`` behind faults, token and rate limit; each call noted."""
 
     async def endpoint(request: Request) -> Response:
+        arrived = time.time()
+        response = await guarded(request)
+        query = request.url.query
+        crm_of(request).calls.note(
+            arrived,
+            request.method,
+            request.url.path + (f"?{query}" if query else ""),
+            response.status_code,
+            response.headers.get("Retry-After"),
+        )
+        return response
+
+    async def guarded(request: Request) -> Response:
         crm = crm_of(request)
         faults = crm.faults
         crm.stats.add("requests")
