@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install system-deps venv jars demo test up down
+.PHONY: install system-deps venv jars demo lint test up down
 
 ## install: OS packages if missing, the virtualenv, the stack's jars (all idempotent)
 install: system-deps venv jars
@@ -29,7 +29,12 @@ jars: venv
 demo: install
 	$(BIN)/acct2crm demo
 
-test: install
+## lint: ruff and mypy --strict over the product and the tests (a finding fails the build)
+lint: venv
+	$(BIN)/ruff check streams tests
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/pytest
 
 up: install

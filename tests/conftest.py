@@ -237,7 +237,7 @@ class AccountingDb:
     def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement in its own transaction; the rows it returned, if any."""
         with self.connect() as conn:
-            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
     @staticmethod

@@ -23,6 +23,7 @@ from typing import Any
 
 from acct2crm.errors import Acct2CrmError
 from refcrm.faults import Faults
+from refcrm.journal import WriteJournal
 from refcrm.ratelimit import TokenBucket
 from refcrm.stats import Stats
 from refcrm.store import DEFAULT_ACCOUNT, CustomerStore
@@ -54,6 +55,7 @@ class Account:
     base_rate_limit_per_s: int
     faults: Faults = field(default_factory=Faults)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    journal: WriteJournal = field(default_factory=WriteJournal)  # shared by every account
 
     def __post_init__(self) -> None:
         self.set_faults(self.faults)
@@ -75,9 +77,16 @@ class Accounts:
     """Every account by id and by token, and the faults that apply to all of them."""
 
     def __init__(
-        self, store: CustomerStore, admin_token: str, *, base_rate_limit_per_s: int, totals: Stats
+        self,
+        store: CustomerStore,
+        admin_token: str,
+        *,
+        base_rate_limit_per_s: int,
+        totals: Stats,
+        journal: WriteJournal | None = None,
     ) -> None:
         self._store = store
+        self.journal = journal or WriteJournal()
         self._base_rate_limit_per_s = base_rate_limit_per_s
         self._totals = totals
         self._admin_token = admin_token
@@ -158,6 +167,7 @@ class Accounts:
             stats=Stats(self._totals),
             base_rate_limit_per_s=self._base_rate_limit_per_s,
             faults=self.faults,
+            journal=self.journal,
         )
         raw = token.encode()
         self._by_digest[hashlib.sha256(raw).digest()] = (raw, account)

@@ -1,7 +1,9 @@
 """``/admin`` routes: the admin token only (the default account's), never faulted nor limited.
 
-Always: ``GET /admin/stats[?account=ID]`` and ``GET|POST /admin/accounts`` (the
-local stack makes a tenant's account through it, fault injection or not).
+Always: ``GET /admin/stats[?account=ID]``, ``GET|POST /admin/accounts`` (the
+local stack makes a tenant's account through it, fault injection or not), and
+``GET /admin/writes|calls?after=SEQ`` (accepted writes of every account; every
+``/api`` call), which tests read to check order and pacing.
 With fault injection only: ``GET|POST /admin/faults`` and
 ``DELETE /admin/customers/{id}`` (test clean-up).
 """
@@ -37,6 +39,39 @@ async def admin_stats(request: Request) -> Response:
         customers = await run_in_threadpool(account.store.count)
         body = {"account": account.id, **account.stats.snapshot(), "customers": customers}
     return JSONResponse({**body, "fault_injection": crm.fault_injection})
+
+
+async def admin_writes(request: Request) -> Response:
+    """Accepted writes in the order the CRM took them, after ``?after=SEQ``."""
+    crm = crm_of(request)
+    if not crm.authorised(request):
+        return unauthorised()
+    try:
+        after = _after(request)
+    except InvalidFields as exc:
+        return invalid(exc.errors)
+    items, last = crm.accounts.journal.since(after)
+    return JSONResponse({"items": items, "last_seq": last})
+
+
+async def admin_calls(request: Request) -> Response:
+    """``/api`` calls as they arrived (status, ``Retry-After``), after ``?after=SEQ``."""
+    crm = crm_of(request)
+    if not crm.authorised(request):
+        return unauthorised()
+    try:
+        after = _after(request)
+    except InvalidFields as exc:
+        return invalid(exc.errors)
+    items, last = crm.calls.since(after)
+    return JSONResponse({"items": items, "last_seq": last})
+
+
+def _after(request: Request) -> int:
+    raw = request.query_params.get("after") or "0"
+    if not raw.isdigit():
+        raise InvalidFields([FieldError("after", "must be an integer of at least 0")])
+    return int(raw)
 
 
 async def admin_accounts(request: Request) -> Response:

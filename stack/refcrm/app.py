@@ -7,7 +7,8 @@ limit): ``GET /api/customers?code=K``, ``?codes=A,B,...`` (at most 100),
 ``GET /api/customers/{id}``, ``POST /api/customers``,
 ``PATCH /api/customers/{id}``, ``POST /api/customers/batch``. No delete.
 ``/admin`` (the admin token; never faulted nor rate limited, see admin.py):
-``GET /admin/stats`` and ``GET|POST /admin/accounts`` always;
+``GET /admin/stats``, ``GET|POST /admin/accounts`` and
+``GET /admin/writes|calls?after=SEQ`` always;
 ``GET|POST /admin/faults`` and ``DELETE /admin/customers/{id}`` (test
 clean-up) only when started with fault injection, else 404.
 """
@@ -32,7 +33,14 @@ from starlette.routing import Route
 from refcrm import writes
 from refcrm.access_log import AccessLog
 from refcrm.accounts import Account, Accounts
-from refcrm.admin import admin_accounts, admin_delete_customer, admin_faults, admin_stats
+from refcrm.admin import (
+    admin_accounts,
+    admin_calls,
+    admin_delete_customer,
+    admin_faults,
+    admin_stats,
+    admin_writes,
+)
 from refcrm.batch import batch_customers
 from refcrm.gate import CrmState, api, error
 from refcrm.replies import invalid, json_body
@@ -159,6 +167,8 @@ def create_app(
         Route("/api/customers/{customer_id:int}", api(patch_customer), methods=["PATCH"]),
         Route("/admin/stats", admin_stats, methods=["GET"]),
         Route("/admin/accounts", admin_accounts, methods=["GET", "POST"]),
+        Route("/admin/writes", admin_writes, methods=["GET"]),
+        Route("/admin/calls", admin_calls, methods=["GET"]),
     ]
     if fault_injection:
         routes += [

@@ -6,6 +6,7 @@ the account's rate limit (429 with ``Retry-After``), injected errors (500).
 A call whose token is unknown meets the faults set for all accounts. After
 the route, an injected lost reply may replace a committed write's answer with
 a 502.
+Every call is then noted, with its answer, for ``GET /admin/calls``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from refcrm.accounts import Account, Accounts
+from refcrm.journal import CallJournal
 from refcrm.ratelimit import retry_after_header
 from refcrm.stats import Stats
 from refcrm.store import CustomerStore
@@ -40,6 +43,7 @@ class CrmState:
     token: bytes
     fault_injection: bool
     stats: Stats
+    calls: CallJournal = field(default_factory=CallJournal)
     rng: random.Random = field(default_factory=random.Random)
 
     def authorised(self, request: Request) -> bool:
@@ -74,9 +78,23 @@ def unauthorised() -> JSONResponse:
 
 
 def api(route: Route) -> Endpoint:
-    """An ``/api`` endpoint: ``route`` behind its account's faults, token and rate limit."""
+    """An ``/api`` endpoint: ``route`` behind its account's faults, token and rate limit;
+    each call noted."""
 
     async def endpoint(request: Request) -> Response:
+        arrived = time.time()
+        response = await guarded(request)
+        query = request.url.query
+        crm_of(request).calls.note(
+            arrived,
+            request.method,
+            request.url.path + (f"?{query}" if query else ""),
+            response.status_code,
+            response.headers.get("Retry-After"),
+        )
+        return response
+
+    async def guarded(request: Request) -> Response:
         crm = crm_of(request)
         account = crm.accounts.by_token(bearer_token(request))
         faults = crm.accounts.faults if account is None else account.faults

@@ -31,19 +31,22 @@ class Outcome:
 def create(account: Account, fields: Any) -> Outcome:
     """201 with the record; 409 when the code is taken in the account; 422 when invalid."""
     try:
-        record = account.store.create(validate_create(fields))
+        values = validate_create(fields)
+        record = account.store.create(values)
     except InvalidFields as exc:
         return rejected(account, exc)
     except CodeTaken as exc:
         return _conflict(account, exc)
     account.stats.add("writes", "creates")
+    account.journal.note("create", record, list(values), account.id)
     return Outcome(201, record)
 
 
 def update(account: Account, customer_id: int, fields: Any) -> Outcome:
     """200 with the record; 422 when invalid (before 404); 404; 409 when the new code is taken."""
     try:
-        record = account.store.update(customer_id, validate_patch(fields))
+        values = validate_patch(fields)
+        record = account.store.update(customer_id, values)
     except InvalidFields as exc:
         return rejected(account, exc)
     except CodeTaken as exc:
@@ -52,6 +55,7 @@ def update(account: Account, customer_id: int, fields: Any) -> Outcome:
         account.stats.add("not_found")
         return Outcome(404, {"detail": f"customer {customer_id} not found"})
     account.stats.add("writes", "updates")
+    account.journal.note("update", record, list(values), account.id)
     return Outcome(200, record)
 
 

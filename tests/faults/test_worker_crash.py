@@ -1,8 +1,12 @@
-"""SIGKILL the worker while hundreds of changes are in flight, then start it again.
+"""SIGKILL the worker while CRM writes are in progress, then start it again.
 
-The CRM must end exactly as the rules say: every row's final code held by
-exactly one record, made by this sync, with no duplicate and no
-``skipped_duplicate_code`` for records the sync itself created.
+The kill is made to land between a CRM write and its recording: the CRM is
+slowed down (``latency_ms``) so writes take a while, the worker is killed as
+soon as the CRM has accepted some of this test's writes, and the test then
+proves that the CRM holds writes whose results were never published. After
+the restart the CRM must end exactly as the rules say: every row's final code
+held by exactly one record, made by this sync, one create per row (none made
+twice), and no ``skipped_duplicate_code`` for records the sync itself created.
 """
 
 from __future__ import annotations
@@ -11,25 +15,45 @@ import os
 import signal
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
 from devstack import lifecycle
 from devstack.paths import StackPaths
 from devstack.processes import read_pid
+from tests.support.memory_crm import match_key
 from tests.support.sync import Pipeline, unique_tag
 
 pytestmark = pytest.mark.integration
 
 ROWS = 120
+LATENCY_MS = 150
+# kill once every insert and some second changes reached the CRM: a redelivered
+# insert then meets a record already renamed or edited after it
+WRITES_BEFORE_KILL = ROWS + ROWS // 4
 
 
-def test_sigkill_mid_flight_loses_and_duplicates_nothing(stack_settings: Settings) -> None:
+def worker_pid(settings: Settings) -> int | None:
+    return read_pid(StackPaths.of(settings).pid_file("worker"))
+
+
+def start_worker(settings: Settings) -> None:
+    lifecycle.up(settings, crm_fault_injection=True, echo=lambda _line: None)
+
+
+def ours(pipe: Pipeline, since: int, tag: str) -> list[dict[str, Any]]:
+    return [w for w in pipe.crm_writes_since(since) if w["code"].startswith(tag)]
+
+
+def test_sigkill_between_crm_write_and_its_result_loses_and_duplicates_nothing(
+    stack_settings: Settings,
+) -> None:
     pipe = Pipeline.start(stack_settings)
     tag = unique_tag("K")
-    pipe.faults(latency_ms=60)  # a CRM of realistic speed keeps changes in flight
+    since = pipe.crm_write_seq()
+    pipe.faults(latency_ms=LATENCY_MS)  # every CRM call takes a while: writes are in flight
     try:
         ids = pipe.many(
             [
@@ -50,25 +74,42 @@ def test_sigkill_mid_flight_loses_and_duplicates_nothing(stack_settings: Setting
                 second.append(("UPDATE accounting.customer SET name = %s WHERE id = %s",
                                (f"Edited {n}", row)))
         pipe.many(second)
-        applied = pipe.results(ids, 10, timeout_s=120, distinct=True)
-        worker_pid = read_pid(StackPaths.of(stack_settings).pid_file("worker"))
-        assert worker_pid is not None
-        os.kill(worker_pid, signal.SIGKILL)
-        for _ in range(100):
-            if read_pid(StackPaths.of(stack_settings).pid_file("worker")) is None:
-                break
+
+        deadline = time.monotonic() + 120
+        while len(ours(pipe, since, tag)) < WRITES_BEFORE_KILL:
+            assert time.monotonic() < deadline, "the worker never started writing"
+            time.sleep(0.05)
+        pid = worker_pid(stack_settings)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while worker_pid(stack_settings) is not None:
+            assert time.monotonic() < deadline, "the killed worker still runs"
             time.sleep(0.1)
-        in_flight = 2 * ROWS - len({(r["accounting_id"], r["source"]["lsn"]) for r in applied})
-        assert in_flight > ROWS // 2, "the kill came too late to test anything"
-        lifecycle.up(stack_settings, crm_fault_injection=True, echo=lambda _line: None)
+        time.sleep(3 * LATENCY_MS / 1000 + 1)  # calls already sent finish on the CRM's side
+
+        written = ours(pipe, since, tag)
+        published = pipe.results_now(ids)
+        recorded = {(r["accounting_id"], r["source"]["lsn"]) for r in published
+                    if r["action"] in ("created", "updated")}
+        print(f"at the kill: {len(written)} CRM writes, {len(recorded)} results recorded")
+        assert len(recorded) < 2 * ROWS, "the kill came after the worker had finished"
+        # the moment under test: the CRM has writes the worker never recorded
+        assert len(written) > len(recorded), (
+            f"the kill did not land between a write and its result: CRM took "
+            f"{len(written)} writes, {len(recorded)} results say they wrote"
+        )
+
+        start_worker(stack_settings)
         results = pipe.results(ids, 2 * ROWS, timeout_s=300, distinct=True)
     finally:
+        if worker_pid(stack_settings) is None:
+            start_worker(stack_settings)  # never leave the shared stack without its worker
         pipe.faults(latency_ms=0)
         pipe.close()
 
     assert not [r for r in results if r["action"] in ("skipped_duplicate_code", "failed")]
     records = pipe.crm_all(tag)
-    keys = Counter(code_key(r["code"]) for r in records)
+    keys = Counter(match_key(r["code"]) for r in records)
     assert max(keys.values()) == 1, "two CRM records share a code"
     by_ref = {r["external_ref"]: r for r in records}
     for n, row in enumerate(ids):
@@ -77,3 +118,8 @@ def test_sigkill_mid_flight_loses_and_duplicates_nothing(stack_settings: Setting
         if n % 2 == 0:
             assert record["name"] == f"Edited {n}"
     assert len(records) == ROWS  # renames moved records; none was created twice
+    kinds = Counter(w["kind"] for w in ours(pipe, since, tag))
+    print(f"CRM writes for {ROWS} rows: {dict(kinds)}")
+    # one create and one update per row: nothing written twice after the restart,
+    # and no redelivered insert wrote its older values over the newer ones
+    assert (kinds["create"], kinds["update"]) == (ROWS, ROWS), f"CRM writes: {dict(kinds)}"

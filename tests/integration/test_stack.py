@@ -16,15 +16,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from acct2crm.connect.config import load
 from acct2crm.settings import Settings
 from devstack.paths import StackPaths
 from devstack.processes import is_alive, port_open, read_pid
+
+if TYPE_CHECKING:
+    from tests.conftest import AccountingDb, ChangeEvent, ChangeTopicReader, StackHandle
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +50,18 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> 
     return done.stdout
 
 
-def test_up_twice_changes_nothing(stack):
+def test_up_twice_changes_nothing(stack: StackHandle) -> None:
     if stack.kind != "native":
         pytest.skip("pids exist only for the native stack")  # docker path: compose owns them
     before = stack.up()
     after = stack.up()
     assert after == before
     for name in ("postgres", "kafka", "connect"):
-        assert before[name] is not None and is_alive(before[name])
+        pid = before[name]
+        assert pid is not None and is_alive(pid)
 
 
-def test_status_json_has_the_contract_keys(stack):
+def test_status_json_has_the_contract_keys(stack: StackHandle) -> None:
     report = json.loads(cli("status", "--json"))
 
     assert set(report) == STATUS_KEYS
@@ -77,7 +83,9 @@ def test_status_json_has_the_contract_keys(stack):
     assert stack.settings.pg_replication_password.get_secret_value() not in json.dumps(report)
 
 
-def test_status_text_masks_the_crm_token_and_prints_a_dsn_that_connects(stack):
+def test_status_text_masks_the_crm_token_and_prints_a_dsn_that_connects(
+    stack: StackHandle,
+) -> None:
     text = cli("status")
     assert stack.settings.crm_token.get_secret_value() not in text
     [dsn] = [line.split()[1] for line in text.splitlines() if line.startswith("postgres ")]
@@ -85,7 +93,7 @@ def test_status_text_masks_the_crm_token_and_prints_a_dsn_that_connects(stack):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_connectors_apply_twice_is_idempotent(stack):
+def test_connectors_apply_twice_is_idempotent(stack: StackHandle) -> None:
     first = cli("connectors", "apply")
     second = cli("connectors", "apply")
 
@@ -94,7 +102,7 @@ def test_connectors_apply_twice_is_idempotent(stack):
     assert "RUNNING" in cli("connectors", "status")
 
 
-def test_connector_config_holds_no_plain_password(stack_settings):
+def test_connector_config_holds_no_plain_password(stack_settings: Settings) -> None:
     name = load(stack_settings)[0].name
     config = httpx.get(f"{stack_settings.connect_url}/connectors/{name}/config").json()
     assert config["database.password"].startswith("${file:")
@@ -102,7 +110,9 @@ def test_connector_config_holds_no_plain_password(stack_settings):
     assert secrets_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_capture_resumes_after_connect_is_killed(stack, accounting_db, change_reader):
+def test_capture_resumes_after_connect_is_killed(
+    stack: StackHandle, accounting_db: AccountingDb, change_reader: ChangeTopicReader
+) -> None:
     if stack.kind != "native":
         pytest.skip("kills a process of the native stack")
     paths = StackPaths.of(stack.settings)
@@ -122,7 +132,7 @@ def test_capture_resumes_after_connect_is_killed(stack, accounting_db, change_re
     codes = {row["code"] for row in while_down}
     seen: set[str] = set()
 
-    def all_arrived(event) -> bool:
+    def all_arrived(event: ChangeEvent) -> bool:
         if event.op == "c" and event.row.get("code") in codes:
             seen.add(event.row["code"])
         return seen == codes
@@ -165,7 +175,7 @@ def second_stack(stack_settings: Settings) -> Iterator[tuple[Path, dict[str, str
     shutil.rmtree(home, ignore_errors=True)
 
 
-def test_down_leaves_no_process_of_the_stack(second_stack):
+def test_down_leaves_no_process_of_the_stack(second_stack: tuple[Path, dict[str, str]]) -> None:
     home, env = second_stack
     cli("up", env=env)
     run_dir = home / "run"
@@ -183,8 +193,8 @@ def test_down_leaves_no_process_of_the_stack(second_stack):
 
 
 
-def test_connector_definition_renders_every_placeholder_and_no_secret():
-    settings = Settings(pg_replication_password="s3cret-value")  # type: ignore[arg-type]
+def test_connector_definition_renders_every_placeholder_and_no_secret() -> None:
+    settings = Settings(pg_replication_password=SecretStr("s3cret-value"))
 
     (definition,) = load(settings)
 

@@ -170,11 +170,24 @@ def test_backfill_creates_in_scope_rows_and_is_idempotent(
     scope = stack_settings.effective_scope_file
     scope.write_text("customers_only = false\n", encoding="utf-8")
     try:
+        # a dry run writes nothing: the CRM's counters, its write journal and the
+        # sales record's updated_at are read BEFORE it, then again once the
+        # worker has handled everything (a dry run that sent work would show)
+        wait_caught_up(stack_settings)
+        before = pipe.crm_stats()
+        journal = pipe.crm_write_seq()
+        [sales_before] = pipe.crm_by_code(f"{tag}-S")
         dry = cli("backfill", "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert "created" in dry.stdout and "skipped_duplicate_code" in dry.stdout
-        writes = pipe.crm_writes()
-        assert pipe.crm_writes() == writes  # a dry run writes nothing
+        time.sleep(2)  # give a wrongly sent command time to reach the worker
+        wait_caught_up(stack_settings)
+        after = pipe.crm_stats()
+        assert pipe.crm_writes_since(journal) == []
+        assert (after["writes"], after["creates"], after["updates"]) == (
+            before["writes"], before["creates"], before["updates"])
+        assert pipe.crm_by_code(f"{tag}-S") == [sales_before]  # updated_at included
+        assert pipe.crm_by_code(f"{tag}-V") == []
         run = cli("backfill")
         assert run.returncode == 0, run.stderr
         backfilled = [r for r in pipe.results(ids, 4) if r["op"] == "b"]

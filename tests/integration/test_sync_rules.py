@@ -7,6 +7,7 @@ its own so the tests share one running stack in any order.
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,18 @@ from tests.support.sync import Pipeline, unique_tag
 pytestmark = pytest.mark.integration
 
 
-def actions(results: list[dict]) -> list[str]:  # type: ignore[type-arg]
+def actions(results: list[dict[str, Any]]) -> list[str]:
+    """The actions in the order the worker published them."""
     return [r["action"] for r in results]
+
+
+def applied(pipe: Pipeline, since: int, tag: str) -> list[tuple[str, str]]:
+    """(create|update, code) of this test's CRM writes, in the order the CRM took them."""
+    return [
+        (w["kind"], w["code"])
+        for w in pipe.crm_writes_since(since)
+        if w["code"].upper().startswith(tag.upper())
+    ]
 
 
 def test_r1a_insert_creates_the_customer(pipe: Pipeline) -> None:
@@ -49,11 +60,13 @@ def test_r1b_insert_of_a_code_sales_has_touches_nothing(pipe: Pipeline) -> None:
 
 def test_r2a_edit_updates_and_no_op_edit_writes_nothing(pipe: Pipeline) -> None:
     code = unique_tag()
+    since = pipe.crm_write_seq()
     row = pipe.insert(code)
     pipe.update(row, phone="0909123456")
     pipe.update(row, is_vendor=True)  # unmapped columns only
     results = pipe.results([row], 3)
     assert actions(results) == ["created", "updated", "unchanged"]
+    assert applied(pipe, since, code) == [("create", code), ("update", code)]
     [record] = pipe.crm_by_code(code)
     assert record["phone"] == "0909123456"
     assert record["updated_at"] != record["created_at"]
@@ -79,10 +92,12 @@ def test_r2a_edit_into_a_code_the_crm_already_has(pipe: Pipeline) -> None:
 
 def test_r2b_code_change_renames_the_crm_record(pipe: Pipeline) -> None:
     tag = unique_tag()
+    since = pipe.crm_write_seq()
     row = pipe.insert(f"{tag}-OLD")
     pipe.update(row, code=f"{tag}-NEW")
     results = pipe.results([row], 2)
     assert actions(results) == ["created", "updated"]
+    assert applied(pipe, since, tag) == [("create", f"{tag}-OLD"), ("update", f"{tag}-NEW")]
     assert "R2b" in results[1]["reason"]
     assert pipe.crm_by_code(f"{tag}-OLD") == []
     [record] = pipe.crm_by_code(f"{tag}-NEW")
@@ -119,11 +134,15 @@ def test_r2d_row_renamed_while_out_of_scope_keeps_its_one_crm_record(pipe: Pipel
 
 def test_r3_delete_keeps_the_crm_record(pipe: Pipeline) -> None:
     code = unique_tag()
+    since = pipe.crm_write_seq()
     row = pipe.insert(code)
     pipe.delete(row)
-    results = pipe.results([row], 2)
+    # a change settled without the CRM (the delete) may be published before an
+    # earlier one still waiting on the CRM, so these are matched by position
+    results = sorted(pipe.results([row], 2), key=lambda r: r["source"]["lsn"])
     assert actions(results) == ["created", "ignored_delete"]
     assert len(pipe.crm_by_code(code)) == 1
+    assert applied(pipe, since, code) == [("create", code)]  # the delete wrote nothing
 
 
 def test_r5_scope_branches_applies_to_changes_from_then_on(
@@ -148,6 +167,7 @@ def test_r5_scope_branches_applies_to_changes_from_then_on(
 def test_code_swap_across_two_rows(pipe: Pipeline) -> None:
     tag = unique_tag()
     a, t, b = f"{tag}-A", f"{tag}-T", f"{tag}-B"
+    since = pipe.crm_write_seq()
     row1 = pipe.insert(a, name="First")
     row2 = pipe.insert(b, name="Second")
     pipe.update(row1, code=t)
@@ -155,6 +175,12 @@ def test_code_swap_across_two_rows(pipe: Pipeline) -> None:
     pipe.update(row1, code=b)
     results = pipe.results([row1, row2], 5)
     assert actions(results) == ["created", "created", "updated", "updated", "updated"]
+    assert [r["code"] for r in results] == [a, b, t, a, b]
+    # the CRM received the renames in commit order: any other order meets a 409
+    # or leaves a record on the wrong code
+    assert applied(pipe, since, tag) == [
+        ("create", a), ("create", b), ("update", t), ("update", a), ("update", b)
+    ]
     crm = {r["code"]: r for r in pipe.crm_all(tag)}
     assert set(crm) == {a, b}
     assert crm[b]["name"] == "First" and crm[b]["external_ref"] == f"default:{row1}"

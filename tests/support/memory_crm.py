@@ -3,18 +3,33 @@
 It keeps codes unique by their normalised key (409), answers 404 for unknown
 ids, counts writes, and can yield to the event loop at random so concurrent
 lanes of the sink interleave as they would against a real service.
+
+Its code matching is written here again on purpose, not imported from the
+product: a test that borrowed ``acct2crm.rules.codes.code_key`` would agree
+with a wrong rule. Unlike the reference CRM it can delete (as a real CRM's API
+may), and it notes every delete, so a test can prove the sink never asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import unicodedata
 from dataclasses import dataclass, field
 
 from acct2crm.errors import CrmConflict, CrmNotFound
 from acct2crm.rules.change import MAPPED_FIELDS
-from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import CrmRecord, Fields
+
+
+def stored_code(code: str) -> str:
+    """A code as a CRM stores it: surrounding spaces gone, composed (NFC)."""
+    return unicodedata.normalize("NFC", code.strip())
+
+
+def match_key(code: str) -> str:
+    """Two codes name one customer when ``casefold(NFC(strip(code)))`` agree."""
+    return stored_code(code).casefold()
 
 
 @dataclass
@@ -23,6 +38,7 @@ class MemoryCrm:
     writes: int = 0
     reads: int = 0
     calls: list[tuple[str, object]] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
     jitter: random.Random | None = None
     _next_id: int = 1
 
@@ -32,16 +48,20 @@ class MemoryCrm:
                 await asyncio.sleep(0)
 
     def _holder(self, code: str, *, other_than: int | None = None) -> CrmRecord | None:
-        key = code_key(code)
+        key = match_key(code)
         for record in self.records.values():
-            if code_key(record.code) == key and record.id != other_than:
+            if match_key(record.code) == key and record.id != other_than:
                 return record
         return None
 
     def add(
         self, code: str, name: str = "Sales record", external_ref: str | None = None
     ) -> CrmRecord:
-        """Sales staff creating a customer directly in the CRM."""
+        """Sales staff creating a customer in the CRM's own screens.
+
+        The code is kept as typed (spaces, case, NFD): a CRM's own UI need not
+        normalise, only its API writes are stored as the reference CRM does.
+        """
         record = CrmRecord(
             id=self._next_id,
             fields={**{f: None for f in MAPPED_FIELDS}, "code": code, "name": name},
@@ -82,7 +102,7 @@ class MemoryCrm:
         self.writes += 1
         record = CrmRecord(
             id=self._next_id,
-            fields={f: fields.get(f) for f in MAPPED_FIELDS},
+            fields={**{f: fields.get(f) for f in MAPPED_FIELDS}, "code": stored_code(code)},
             external_ref=fields.get("external_ref"),
         )
         self.records[record.id] = record
@@ -101,10 +121,20 @@ class MemoryCrm:
         self.writes += 1
         merged = dict(current.fields)
         merged.update({k: v for k, v in fields.items() if k in MAPPED_FIELDS})
+        if new_code is not None:
+            merged["code"] = stored_code(new_code)
         ref = fields.get("external_ref", current.external_ref)
         record = CrmRecord(id=crm_id, fields=merged, external_ref=ref)
         self.records[crm_id] = record
         return record
 
+    async def delete(self, crm_id: int) -> None:
+        """What a CRM's API may offer and the sink must never call (rule R3)."""
+        await self._yield()
+        self.calls.append(("delete", crm_id))
+        if self.records.pop(crm_id, None) is None:
+            raise CrmNotFound(f"no customer {crm_id}", status=404)
+        self.deleted.append(crm_id)
+
     def by_code(self) -> dict[str, CrmRecord]:
-        return {code_key(r.code): r for r in self.records.values()}
+        return {match_key(r.code): r for r in self.records.values()}

@@ -101,13 +101,16 @@ class Pipeline:
                 [TopicPartition(self.settings.results_topic, 0, self.results_start)]
             )
         for message in self._consumer.consume(500, timeout=0.5):
-            if not message.error():
-                self._seen.append(result_as_json(result_type().decode(message.value())))
+            value = message.value()
+            if not message.error() and value is not None:
+                self._seen.append(result_as_json(result_type().decode(value)))
 
     def results(
         self, ids: Iterable[int], count: int, timeout_s: float = 90.0, *, distinct: bool = False
     ) -> list[dict[str, Any]]:
-        """Wait until ``count`` results about rows ``ids`` exist; in commit order.
+        """Wait until ``count`` results about rows ``ids`` exist; in the order the
+        worker published them (the results topic's offsets), never re-sorted, so
+        an order assertion on them checks the worker's own order.
 
         ``distinct`` counts changes, not results: a change redelivered after a
         crash has a second result.
@@ -125,7 +128,6 @@ class Pipeline:
             mine = [r for r in self._seen if r.get("accounting_id") in wanted]
             if counted(mine) >= count or time.monotonic() > deadline:
                 break
-        mine.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0))
         assert counted(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
         return mine
 
@@ -140,6 +142,21 @@ class Pipeline:
             if len(found) >= count or time.monotonic() > deadline:
                 return found
 
+    def results_now(self, ids: Iterable[int], quiet_s: float = 2.0) -> list[dict[str, Any]]:
+        """Every result about rows ``ids`` published so far, in topic order.
+
+        Reads until the topic has been quiet for ``quiet_s``: meant for when no
+        worker runs (nothing more can come).
+        """
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s:
+            seen = len(self._seen)
+            self._poll()
+            if len(self._seen) != seen:
+                quiet_since = time.monotonic()
+        wanted = set(ids)
+        return [r for r in self._seen if r.get("accounting_id") in wanted]
+
     def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         if self._dlq_consumer is None:
             self._dlq_consumer = Consumer(
@@ -150,8 +167,9 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         while len(self._dead) < count and time.monotonic() < deadline:
             for message in self._dlq_consumer.consume(100, timeout=0.5):
-                if not message.error():
-                    self._dead.append(dead_letter_type().decode(message.value()))
+                value = message.value()
+                if not message.error() and value is not None:
+                    self._dead.append(dead_letter_type().decode(value))
         return list(self._dead)
 
     def close(self) -> None:
@@ -194,8 +212,42 @@ class Pipeline:
             reply = crm.post("/admin/faults", json=faults)
             assert reply.status_code == 200, reply.text
 
-    def crm_writes(self) -> int:
+    def crm_stats(self) -> dict[str, int]:
+        """The reference CRM's counters (``/admin/stats``): writes, rate_limited, ..."""
         with self.crm() as crm:
             reply = crm.get("/admin/stats")
             reply.raise_for_status()
-            return int(reply.json()["writes"])
+            body = reply.json()
+            return {k: v for k, v in body.items() if type(v) is int}
+
+    def crm_writes(self) -> int:
+        return self.crm_stats()["writes"]
+
+    def crm_call_seq(self) -> int:
+        """Where the CRM's call journal stands now: pass it to ``crm_calls_since``."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/calls", params={"after": 2**62})
+            reply.raise_for_status()
+            return int(reply.json()["last_seq"])
+
+    def crm_calls_since(self, seq: int) -> list[dict[str, Any]]:
+        """The ``/api`` calls the CRM got after ``seq``: at, method, target, status,
+        retry_after; in the order they arrived."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/calls", params={"after": seq})
+            reply.raise_for_status()
+            return list(reply.json()["items"])
+
+    def crm_write_seq(self) -> int:
+        """Where the CRM's write journal stands now: pass it to ``crm_writes_since``."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/writes", params={"after": 2**62})
+            reply.raise_for_status()
+            return int(reply.json()["last_seq"])
+
+    def crm_writes_since(self, seq: int) -> list[dict[str, Any]]:
+        """The writes the CRM accepted after ``seq``, in the order it accepted them."""
+        with self.crm() as crm:
+            reply = crm.get("/admin/writes", params={"after": seq})
+            reply.raise_for_status()
+            return list(reply.json()["items"])

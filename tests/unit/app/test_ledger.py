@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from acct2crm.app.ledger import LostRange, OffsetLedger, RangeRead, ledger_key
 from acct2crm.app.pipeline import Message
 
@@ -26,7 +28,8 @@ class Topic:
 
 
 async def test_in_order_messages_pass_through() -> None:
-    topic, table = Topic(), {}
+    topic = Topic()
+    table: dict[str, Any] = {}
     ledger = OffsetLedger(table, topic.read, topic.earliest)
     batch = await ledger.admit([msg(0), msg(1)])
     ledger.handled(batch)
@@ -56,7 +59,8 @@ async def test_first_start_begins_at_the_earliest_offset() -> None:
 
 
 async def test_nothing_is_remembered_until_handled() -> None:
-    topic, table = Topic(), {}
+    topic = Topic()
+    table: dict[str, Any] = {}
     ledger = OffsetLedger(table, topic.read, topic.earliest)
     await ledger.admit([msg(0)])
     assert table == {}

@@ -18,7 +18,8 @@ import yaml
 from acct2crm.settings import Settings
 from devstack.paths import ACCOUNTING_SQL
 
-REPO = Path(__file__).resolve().parents[2]
+# found by its pyproject, so the file may sit at any depth under tests/
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 COMPOSE = REPO / "docker-compose.yml"
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 

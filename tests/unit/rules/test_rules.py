@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import pytest
 
-from acct2crm.rules.change import UNAVAILABLE, Action, Op, Position
+from acct2crm.rules.change import UNAVAILABLE, Action, Change, Op, Position
 from acct2crm.rules.codes import clean_text, code_key
 from acct2crm.rules.decide import (
     Create,
@@ -28,7 +29,7 @@ def crm(id_: int, code: str, ref: str | None = None, **fields: str | None) -> Cr
     return CrmRecord(id=id_, fields=base, external_ref=ref)
 
 
-def intent_of(c):  # type: ignore[no-untyped-def]
+def intent_of(c: Change) -> SyncIntent:
     result = classify(c, DEFAULT_SCOPE)
     assert isinstance(result, SyncIntent), result
     return result
@@ -123,14 +124,23 @@ RENAME = change("u", before=row(1, "KH001"), after=row(1, "KH009", name="Custome
         ("R2c same code, not in CRM", UPDATE_SAME, {"kh001": None}, Action.CREATED, Create),
     ],
 )
-def test_rules_table(label, c, view, action, call) -> None:  # type: ignore[no-untyped-def]
+def test_rules_table(
+    label: str,
+    c: Change,
+    view: dict[str, CrmRecord | None],
+    action: Action,
+    call: type[Create] | type[Patch] | None,
+) -> None:
     decision = decide(intent_of(c), view)
     assert decision.action is action, label
     if call is None:
         assert decision.call is None, label
     else:
         assert isinstance(decision.call, call), label
-        assert decision.call.fields["external_ref"] == "default:1" or action is Action.CREATED
+        # every write the sync makes marks the record as this row's, creates included
+        assert decision.call.fields["external_ref"] == "default:1", label
+        if isinstance(decision.call, Create):
+            assert decision.call.fields["code"] == intent_of(c).code, label
 
 
 def test_r2a_updates_the_record_holding_k_not_k0() -> None:
@@ -256,7 +266,7 @@ def test_pick_ours_matches_the_ref_exactly_and_keeps_the_oldest() -> None:
         ("bad row: blank code", change("c", after=row(1, code="   ")), Action.FAILED),
     ],
 )
-def test_classify_settles_without_crm(label, c, action) -> None:  # type: ignore[no-untyped-def]
+def test_classify_settles_without_crm(label: str, c: Change, action: Action) -> None:
     outcome = classify(c, DEFAULT_SCOPE)
     assert isinstance(outcome, Outcome), label
     assert outcome.action is action, label
@@ -337,7 +347,7 @@ def test_scope_can_include_vendors_when_asked() -> None:
         {"where": [{"column": "code", "op": "in", "value": "A"}]},
     ],
 )
-def test_scope_file_errors_are_clear(bad) -> None:  # type: ignore[no-untyped-def]
+def test_scope_file_errors_are_clear(bad: dict[str, Any]) -> None:
     from acct2crm.errors import ConfigError
 
     with pytest.raises(ConfigError, match="scope"):

@@ -63,7 +63,7 @@ async def test_router_turns_every_kind_of_message_into_one_outcome(tmp_path: Pat
 
 
 async def test_router_survives_an_internal_error(tmp_path: Path) -> None:
-    class Broken(dict):  # type: ignore[type-arg]
+    class Broken(dict[str, Any]):
         def get(self, *args: Any) -> Any:
             raise RuntimeError("table unavailable")
 
