@@ -29,9 +29,9 @@ jars: venv
 demo: install
 	$(BIN)/acct2crm demo
 
-## lint: ruff and mypy --strict over the product and the tests (a finding fails the build)
+## lint: ruff and mypy --strict over the product, the workbench and the tests (a finding fails the build)
 lint: venv
-	$(BIN)/ruff check streams tests
+	$(BIN)/ruff check streams stack tests
 	$(BIN)/mypy
 
 test: install lint

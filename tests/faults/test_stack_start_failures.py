@@ -52,7 +52,7 @@ def held_port() -> Iterator[socket.socket]:
         yield sock
 
 
-def test_a_failed_up_stops_what_it_started_and_names_the_service(held_port):
+def test_a_failed_up_stops_what_it_started_and_names_the_service(held_port: socket.socket) -> None:
     own = OwnStack(TEST_HOME / "failed start")
     held_port.bind(("127.0.0.1", own.ports["crm_port"]))
     try:
@@ -70,7 +70,7 @@ def test_a_failed_up_stops_what_it_started_and_names_the_service(held_port):
         own.clean_up()
 
 
-def test_a_failed_up_leaves_services_that_ran_before_it_alone(held_port):
+def test_a_failed_up_leaves_services_that_ran_before_it_alone(held_port: socket.socket) -> None:
     own = OwnStack(TEST_HOME / "failed start after")
     try:
         before = lifecycle.up(own.settings, only=["postgres"], echo=quiet)["postgres"]
@@ -86,7 +86,7 @@ def test_a_failed_up_leaves_services_that_ran_before_it_alone(held_port):
         own.clean_up()
 
 
-def test_a_session_interrupted_during_setup_leaves_no_service_running():
+def test_a_session_interrupted_during_setup_leaves_no_service_running() -> None:
     home = TEST_HOME / "interrupted session"
     own = OwnStack(home)
     env = dict(own.env)
@@ -122,7 +122,9 @@ def test_a_session_interrupted_during_setup_leaves_no_service_running():
         own.clean_up()
 
 
-def test_a_symlink_planted_in_the_cluster_is_refused_and_its_target_untouched(tmp_path):
+def test_a_symlink_planted_in_the_cluster_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
     own = OwnStack(TEST_HOME / "planted link")
     target = tmp_path / "shadow"
     target.write_text("root's secret\n")
@@ -145,7 +147,7 @@ def test_a_symlink_planted_in_the_cluster_is_refused_and_its_target_untouched(tm
 
 
 @pytest.mark.parametrize("where", ["cluster folder", "recorded private folder"])
-def test_a_symlinked_cluster_folder_is_refused(tmp_path, where):
+def test_a_symlinked_cluster_folder_is_refused(tmp_path: Path, where: str) -> None:
     own = OwnStack(TEST_HOME / f"linked {where}")
     target = tmp_path / "elsewhere"
     target.mkdir()
@@ -165,7 +167,7 @@ def test_a_symlinked_cluster_folder_is_refused(tmp_path, where):
         own.clean_up()
 
 
-def test_a_link_planted_at_the_old_predictable_cluster_path_is_never_followed():
+def test_a_link_planted_at_the_old_predictable_cluster_path_is_never_followed() -> None:
     """Before: a home postgres cannot reach put the cluster at /var/tmp/acct2crm-postgres-
     <hash of home>, and root followed whatever was planted there."""
     private = Path(tempfile.mkdtemp(prefix="acct2crm-home-"))  # mode 700: postgres cannot pass

@@ -51,7 +51,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"{process.args} exited: {log.read_text()[-2000:]}")
+            raise AssertionError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, OffsetLedger, ledger_key

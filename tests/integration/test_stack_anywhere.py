@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from devstack import lifecycle, postgres
+from devstack.lifecycle import Echo
 from devstack.processes import is_alive
 from tests.support.own_stack import OwnStack, all_gone
 
@@ -62,7 +63,9 @@ def clone_stack() -> Iterator[tuple[Path, OwnStack, subprocess.CompletedProcess[
         subprocess.run(["rm", "-rf", "--", str(private)], check=False)
 
 
-def test_state_secrets_and_crm_database_are_private(clone_stack):
+def test_state_secrets_and_crm_database_are_private(
+    clone_stack: tuple[Path, OwnStack, subprocess.CompletedProcess[str]],
+) -> None:
     _clone, own, done = clone_stack  # runs first: the next test brings this stack down
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -86,7 +89,9 @@ def test_state_secrets_and_crm_database_are_private(clone_stack):
     assert mode(cluster / "data" / "pg_hba.conf") == 0o600
 
 
-def test_postgres_and_crm_start_from_a_clone_in_a_private_folder(clone_stack):
+def test_postgres_and_crm_start_from_a_clone_in_a_private_folder(
+    clone_stack: tuple[Path, OwnStack, subprocess.CompletedProcess[str]],
+) -> None:
     clone, own, done = clone_stack
 
     assert done.returncode == 0, done.stdout + done.stderr
@@ -105,11 +110,11 @@ def test_postgres_and_crm_start_from_a_clone_in_a_private_folder(clone_stack):
     assert own.open_ports() == []
 
 
-def test_up_waits_for_a_postgres_that_is_still_stopping():
+def test_up_waits_for_a_postgres_that_is_still_stopping() -> None:
     own = OwnStack(TEST_HOME / "stop in progress")
-    quiet = dict(echo=lambda _line: None)
+    quiet: Echo = lambda _line: None  # noqa: E731
     try:
-        first = lifecycle.up(own.settings, only=["postgres"], **quiet)["postgres"]
+        first = lifecycle.up(own.settings, only=["postgres"], echo=quiet)["postgres"]
         assert first is not None
         # a session still open keeps a "smart" stop going for as long as it stays open
         session = psycopg.connect(postgres.superuser_conninfo(own.settings, own.paths))
@@ -120,7 +125,7 @@ def test_up_waits_for_a_postgres_that_is_still_stopping():
             time.sleep(0.05)
         threading.Timer(2.0, session.close).start()
 
-        second = lifecycle.up(own.settings, only=["postgres"], **quiet)["postgres"]
+        second = lifecycle.up(own.settings, only=["postgres"], echo=quiet)["postgres"]
 
         assert second is not None and second != first
         assert not is_alive(first) and is_alive(second)
@@ -129,20 +134,20 @@ def test_up_waits_for_a_postgres_that_is_still_stopping():
         own.clean_up()
 
 
-def test_up_takes_over_a_stack_whose_pid_files_were_lost():
+def test_up_takes_over_a_stack_whose_pid_files_were_lost() -> None:
     own = OwnStack(TEST_HOME / "lost pid files")
-    quiet = dict(echo=lambda _line: None)
+    quiet: Echo = lambda _line: None  # noqa: E731
     try:
-        started = lifecycle.up(own.settings, only=["postgres", "crm"], **quiet)
+        started = lifecycle.up(own.settings, only=["postgres", "crm"], echo=quiet)
         for pid_file in (own.home / "run").glob("*.pid"):
             pid_file.unlink()  # as after a start interrupted between spawn and record
 
-        again = lifecycle.up(own.settings, only=["postgres", "crm"], **quiet)
+        again = lifecycle.up(own.settings, only=["postgres", "crm"], echo=quiet)
 
         assert {name: again[name] for name in ("postgres", "crm")} == {
             name: started[name] for name in ("postgres", "crm")
         }
-        assert lifecycle.down(own.settings, **quiet) == ["crm", "postgres"]
+        assert lifecycle.down(own.settings, echo=quiet) == ["crm", "postgres"]
         assert own.open_ports() == []
     finally:
         own.clean_up()

@@ -71,7 +71,7 @@ class OwnStack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(home=self.home, **self.ports)  # type: ignore[arg-type]
+        return Settings(home=self.home, **self.ports)
 
     @property
     def paths(self) -> StackPaths:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from acct2crm.app.delivery import Delivery
-from acct2crm.app.ledger import OffsetLedger, ledger_key
+from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
 from acct2crm.app.pipeline import ChangeRouter, Message, Outputs
 from acct2crm.app.steps import ChangeStep
 from acct2crm.records.avro import command_type
@@ -38,7 +38,7 @@ async def until(condition: Any) -> None:
 
 
 async def test_the_ledger_waits_for_the_ack_and_a_refused_record_is_sent_again() -> None:
-    broker, table = Broker(), {}
+    broker, table = Broker(), dict[str, Any]()
     naps: list[float] = []
 
     async def nap(seconds: float) -> None:
@@ -50,8 +50,8 @@ async def test_the_ledger_waits_for_the_ack_and_a_refused_record_is_sent_again()
         ScopeWatcher(Path("/nonexistent/scope.toml")), {}, Outputs("default", send, send, send)
     )
 
-    async def nothing(topic: str, partition: int, start: int, end: int) -> list[Message]:
-        return []
+    async def nothing(topic: str, partition: int, start: int, end: int) -> RangeRead:
+        return RangeRead(messages=[], reached=start)
 
     async def earliest(topic: str, partition: int) -> int:
         return 0

@@ -18,7 +18,7 @@ def target(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_file_written_through_a_final_symlink_is_refused(tmp_path, target):
+def test_a_file_written_through_a_final_symlink_is_refused(tmp_path: Path, target: Path) -> None:
     (tmp_path / "cluster").mkdir()
     (tmp_path / "cluster" / "pg_hba.conf").symlink_to(target)
 
@@ -28,7 +28,7 @@ def test_a_file_written_through_a_final_symlink_is_refused(tmp_path, target):
     assert target.read_text() == "keep me\n"
 
 
-def test_a_file_written_through_a_symlinked_folder_is_refused(tmp_path, target):
+def test_a_file_written_through_a_symlinked_folder_is_refused(tmp_path: Path, target: Path) -> None:
     (tmp_path / "cluster").symlink_to(target.parent)
 
     with pytest.raises(StackError, match="symlink"):
@@ -37,7 +37,7 @@ def test_a_file_written_through_a_symlinked_folder_is_refused(tmp_path, target):
     assert target.read_text() == "keep me\n"
 
 
-def test_a_file_with_another_hard_link_is_refused(tmp_path, target):
+def test_a_file_with_another_hard_link_is_refused(tmp_path: Path, target: Path) -> None:
     os.link(target, tmp_path / "linked")
 
     with pytest.raises(StackError, match="hard links"):
@@ -47,7 +47,7 @@ def test_a_file_with_another_hard_link_is_refused(tmp_path, target):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder away needs root")
-def test_a_folder_of_another_user_is_refused(tmp_path):
+def test_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
     stranger = tmp_path / "postgres"
     stranger.mkdir()
     os.chown(stranger, 54321, 54321)
@@ -58,7 +58,7 @@ def test_a_folder_of_another_user_is_refused(tmp_path):
     assert stranger.stat().st_uid == 54321
 
 
-def test_a_private_root_others_may_write_is_refused(tmp_path):
+def test_a_private_root_others_may_write_is_refused(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
@@ -67,7 +67,7 @@ def test_a_private_root_others_may_write_is_refused(tmp_path):
         safe_fs.check_private_root(shared)
 
 
-def test_a_new_file_and_folder_are_private(tmp_path):
+def test_a_new_file_and_folder_are_private(tmp_path: Path) -> None:
     safe_fs.ensure_dir(tmp_path, PurePath("state"))
     safe_fs.write_file(tmp_path, PurePath("state/secret"), "s3cret")
 

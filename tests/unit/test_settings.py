@@ -188,12 +188,12 @@ def test_the_projects_own_variables_are_not_settings_and_do_not_fail(
 
 # -------------------------------------------------------------- derived values
 def test_the_local_dsn_carries_the_url_encoded_password(clean_env: Path) -> None:
-    settings = Settings(pg_password="p@ss:w/rd")  # type: ignore[arg-type]
+    settings = Settings(pg_password="p@ss:w/rd")
     assert settings.postgres_dsn == "postgresql://acct2crm:p%40ss%3Aw%2Frd@127.0.0.1:55432/accounting"
 
 
 def test_a_remote_dsn_carries_no_password(clean_env: Path) -> None:
-    settings = Settings(pg_host="db.example.com", pg_password="remote-s3cret")  # type: ignore[arg-type]
+    settings = Settings(pg_host="db.example.com", pg_password="remote-s3cret")
     assert settings.postgres_dsn == "postgresql://acct2crm@db.example.com:55432/accounting"
 
 

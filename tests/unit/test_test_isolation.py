@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_developers_crm_and_kafka_settings_never_reach_the_tests():
+def test_a_developers_crm_and_kafka_settings_never_reach_the_tests() -> None:
     env = dict(os.environ)
     env.update(
         ACCT2CRM_CRM_URL="https://crm.example.com",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from acct2crm.app.delivery import Delivery
-from acct2crm.app.ledger import OffsetLedger
+from acct2crm.app.ledger import OffsetLedger, RangeRead
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
 from acct2crm.app.steps import CommandStep
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
@@ -130,8 +130,8 @@ async def test_a_step_never_raises_and_leaves_the_offset_unhandled() -> None:
 
     table: dict[str, Any] = {}
 
-    async def read(topic: str, partition: int, start: int, end: int) -> list[Message]:
-        return []
+    async def read(topic: str, partition: int, start: int, end: int) -> RangeRead:
+        return RangeRead(messages=[], reached=start)
 
     async def earliest(topic: str, partition: int) -> int:
         return 0
