@@ -138,6 +138,10 @@ def _start_docker(settings: Settings) -> StackHandle:
     # `connectors` service applies the connector from inside the Docker network
     # (applied from here it would point Debezium at this host's loopback)
     os.environ["ACCT2CRM_REFCRM_FAULT_INJECTION"] = "true"
+    # compose has no default secrets; the test stack uses the settings' local ones
+    for name in ("pg_password", "pg_replication_password", "crm_token"):
+        secret = getattr(settings, name).get_secret_value()
+        os.environ.setdefault(f"ACCT2CRM_{name.upper()}", secret)
     compose = DockerCompose(str(REPO), compose_file_name="docker-compose.yml", wait=False)
     compose.start()
     _wait_docker_healthy(settings)
