@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from acct2crm import source_watch
 from acct2crm.connect import operations as connectors
 from acct2crm.connect.secrets import write_connect_secrets
 from acct2crm.errors import ConnectError, ServiceUnhealthy, StackError
 from acct2crm.settings import Settings
-from acct2crm.topics import ensure_topics
+from acct2crm.topics import ensure_retention, ensure_topics
 from devstack import kafka, kafka_connect, postgres, python_services
 from devstack.jars import ensure_jars
 from devstack.java import java_bin
@@ -170,6 +171,8 @@ def up(
     created = ensure_topics(settings)
     if created:
         echo(f"topics: created {', '.join(created)}")
+    for corrected in ensure_retention(settings):
+        echo(f"topics: {corrected}")
     run.launch(table["connect"])
     run.await_healthy(table["connect"])
     try:
@@ -177,6 +180,9 @@ def up(
             echo(f"connector {result.name}: {result.change}, {result.state.state}")
     except ConnectError as exc:
         raise StackError(str(exc)) from exc
+    reset = source_watch.baseline(settings)
+    if reset:
+        echo(f"WARNING {reset}")
 
     run.await_healthy(table["crm"])
 

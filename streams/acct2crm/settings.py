@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     pg_replication_password: SecretStr = SecretStr("debezium-local")
     pg_publication: str = "acct2crm_customer"
     pg_slot: str = "acct2crm_customer"
+    # the local stack's cap on WAL a replication slot may hold (PostgreSQL's
+    # max_slot_wal_keep_size); beyond it the slot is lost, never the disk
+    pg_max_slot_wal_keep_size: str = "4GB"
 
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
     kafka_port: int = 59092
@@ -68,6 +71,11 @@ class Settings(BaseSettings):
     commands_topic: str = "acct2crm.commands"
     results_topic: str = "acct2crm.results"
     dlq_topic: str = "acct2crm.dlq"
+    # retention.ms of the project's topics: -1 keeps changes however long the CRM
+    # is away (R4); a finite value is a promise `status` warns about nearing
+    topic_retention_ms: int = -1
+    # `status` warns when the oldest unapplied change is older than this share of it
+    retention_warn_ratio: float = 0.8
 
     # reference CRM / real CRM
     crm_port: int = 58080

@@ -3,7 +3,10 @@
 The JSON form is a contract (docs/contract.md): the endpoint keys, ``services``
 with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
 ``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
-worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
+worker's own word: running, or waiting for the CRM and why), ``source`` (the
+accounting database's identity, replication slot and Debezium heartbeat) and
+``warnings`` (a source reset, a lost slot, a silent Connect, queued changes
+nearing their topic's retention). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs.
 """
@@ -11,6 +14,7 @@ in the human form, which ends up in terminals and logs.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -23,8 +27,10 @@ from acct2crm.connect.operations import state_of
 from acct2crm.errors import Acct2CrmError
 from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
-from acct2crm.progress import sync_progress
+from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
 from acct2crm.settings import Settings
+from acct2crm.source_watch import report as source_report
+from acct2crm.topics import retention_of
 
 
 def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -106,8 +112,39 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     return {key: body.get(key) for key in keys}
 
 
+def source_view(settings: Settings) -> dict[str, Any]:
+    """The accounting database's identity, slot and heartbeat (source_watch.py)."""
+    try:
+        return source_report(settings)
+    except Acct2CrmError as exc:
+        return {"warnings": [], "error": str(exc)}
+
+
+def retention_warnings(settings: Settings) -> list[str]:
+    """Warnings for input topics whose oldest unapplied message nears its retention."""
+    try:
+        oldest = oldest_unapplied_ms(settings)
+        if not oldest:
+            return []
+        retention = retention_of(settings)
+    except (Acct2CrmError, KafkaException):
+        return []
+    now_ms = int(time.time() * 1000)
+    found = []
+    for topic, written_ms in oldest.items():
+        if topic not in retention:
+            continue
+        warning = retention_warning(
+            topic, now_ms - written_ms, retention[topic], settings.retention_warn_ratio
+        )
+        if warning:
+            found.append(warning)
+    return found
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     lag, counts, failures = progress(settings)
+    source = source_view(settings)
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -121,6 +158,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         "counts": counts,
         "last_failures": failures,
         "sync": worker_view(settings),
+        "source": source,
+        "warnings": [*source.get("warnings", []), *retention_warnings(settings)],
     }
 
 
@@ -156,6 +195,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       running; scope: {sync.get('scope')}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
+    for warning in report.get("warnings", []):
+        lines.append(f"WARNING {warning}")
     lines.append(f"lag {report['lag']}")
     counts = report["counts"]
     lines.append(
