@@ -10,6 +10,7 @@ stopped:
 2. forgets every position taken before that commit time (``--before`` gives
    the time instead; with neither, every position) by writing tombstones to
    the positions table's changelog, which the worker restores from at start;
+   backfill positions (the lowest there is) belong to no history and stay;
 3. records the cluster's current system identifier as the new baseline;
 4. moves the worker back to the earliest held-back change, so those changes
    are read again and applied.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from acct2crm.backfill import BACKFILL_POSITION
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import flush, producer, read_range, read_table
@@ -78,6 +80,8 @@ def plan_rebase(
         cutoff = min(times) if times else None
     forget = []
     for key, value in positions.items():
+        if value.get("lsn") == BACKFILL_POSITION.lsn:
+            continue  # below every history: it never hides a change, old or new
         ts = value.get("ts_ms")
         if cutoff is None or not isinstance(ts, int) or ts < cutoff:
             forget.append(key)

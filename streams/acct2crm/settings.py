@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     pg_slot: str = "acct2crm_customer"
     # the local stack's cap on WAL a replication slot may hold (PostgreSQL's
     # max_slot_wal_keep_size); beyond it the slot is lost, never the disk
-    pg_max_slot_wal_keep_size: str = "4GB"
+    pg_max_slot_wal_keep_size: str = Field(default="4GB", pattern=r"^(-1|\d+(kB|MB|GB|TB)?)$")
 
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
     kafka_port: int = 59092

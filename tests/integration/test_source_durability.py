@@ -151,7 +151,13 @@ def test_a_change_after_a_source_reset_is_held_back_then_applied_after_rebase(
     assert any(
         d["reason"].startswith(RESET_REASON) for d in pipe.dead_letters(1)
     )  # ...and nothing dropped: the change is kept
-    done = cli("positions", "rebase")
+    # --before: forget only this row's planted position (taken at 1 ms), not the
+    # positions of every other test's rows, which the default cutoff would take
+    preview = cli("positions", "rebase", "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert "re-read from offset" in preview.stdout
+    assert pipe.crm_by_code(code)[0]["name"] == "Before the reset"  # a dry run moves nothing
+    done = cli("positions", "rebase", "--before", "2")
     assert done.returncode == 0, done.stderr
     assert "re-read from offset" in done.stdout
     deadline = time.monotonic() + 90

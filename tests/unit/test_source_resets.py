@@ -110,8 +110,8 @@ def test_rebase_forgets_positions_older_than_the_first_held_back_change() -> Non
     }
     held = [HeldBack(change_offset=41, ts_ms=2_000), HeldBack(change_offset=44, ts_ms=2_500)]
     plan = plan_rebase(positions, held, None)
-    assert plan.forget == ["default\x1f1", "default\x1f3"]
-    assert plan.keep == 1
+    assert plan.forget == ["default\x1f1"]  # a backfill's position belongs to no history
+    assert plan.keep == 2
     assert plan.cutoff_ms == 2_000
     assert plan.replay_from == 41
 
