@@ -195,6 +195,15 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       running; scope: {sync.get('scope')}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
+    source = report.get("source") or {}
+    slot = source.get("slot") or {}
+    if source.get("system_identifier"):
+        lines.append(
+            f"source     cluster {source['system_identifier']}; slot "
+            f"{slot.get('wal_status') or 'missing'}"
+            f"{', active' if slot.get('active') else ''}; "
+            f"heartbeat {source.get('heartbeat_at') or 'none yet'}"
+        )
     for warning in report.get("warnings", []):
         lines.append(f"WARNING {warning}")
     lines.append(f"lag {report['lag']}")

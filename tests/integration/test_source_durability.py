@@ -19,6 +19,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from acct2crm import source_watch
 from acct2crm.connect.config import load
 from acct2crm.kafka_io import admin_client, flush, producer
 from acct2crm.local_stack import find_local_stack
@@ -164,3 +165,25 @@ def test_a_change_after_a_source_reset_is_held_back_then_applied_after_rebase(
     while pipe.crm_by_code(code)[0]["name"] != "After the reset":
         assert time.monotonic() < deadline, "the held-back change was not applied after rebase"
         time.sleep(1)
+
+
+def test_another_cluster_is_reported_on_status_and_by_connectors_apply(
+    stack_settings: Settings,
+) -> None:
+    current = source_watch.current_system_identifier(stack_settings)
+    assert source_watch.recorded_identity(stack_settings) == current
+    # as if the positions had been taken on another cluster
+    source_watch.record_identity(stack_settings, "6999999999999999999")
+    try:
+        status = json.loads(cli("status", "--json").stdout)
+        [warning] = [w for w in status["warnings"] if w.startswith("source reset")]
+        assert "6999999999999999999" in warning and current in warning
+        assert "acct2crm positions rebase" in warning
+        assert "WARNING source reset" in cli("status").stdout
+        applied = cli("connectors", "apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "source reset" in applied.stderr  # said, and the old baseline is kept
+        assert source_watch.recorded_identity(stack_settings) == "6999999999999999999"
+    finally:
+        source_watch.record_identity(stack_settings, current)
+    assert json.loads(cli("status", "--json").stdout)["warnings"] == []
