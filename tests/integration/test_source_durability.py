@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,9 +21,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from acct2crm import source_watch
+from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.kafka_io import admin_client, flush, producer
 from acct2crm.local_stack import find_local_stack
+from acct2crm.progress import oldest_unapplied_ms, retention_warning
 from acct2crm.records.avro import avro_type
 from acct2crm.replay import POSITIONS_CHANGELOG
 from acct2crm.rules.resets import RESET_REASON
@@ -78,12 +81,18 @@ def test_debezium_creates_its_own_topics_with_the_configured_retention(
     stack_settings: Settings,
 ) -> None:
     [definition] = load(stack_settings)
-    assert definition.config["topic.creation.default.retention.ms"] == "-1"
-    heartbeat_topic = f"__debezium-heartbeat.{stack_settings.topic_prefix}"
-    admin = admin_client(stack_settings)
-    [future] = admin.describe_configs(
-        [ConfigResource(ResourceType.TOPIC, heartbeat_topic)]).values()
-    assert future.result(timeout=15)["retention.ms"].value == "-1"
+    config = definition.config
+    # the change topic, should Debezium ever create it, keeps what the CRM has not seen
+    assert config["topic.creation.default.retention.ms"] == "-1"
+    # heartbeats carry nothing the sync reads: a day is plenty
+    assert config["topic.creation.groups"] == "heartbeat"
+    assert re.fullmatch(config["topic.creation.heartbeat.include"],
+                        f"__debezium-heartbeat.{stack_settings.topic_prefix}")
+    assert not re.fullmatch(config["topic.creation.heartbeat.include"],
+                            stack_settings.change_topic)
+    assert config["topic.creation.heartbeat.retention.ms"] == "86400000"
+    with ConnectClient(stack_settings.connect_url) as client:
+        assert client.get_config(definition.name) == {**config, "name": definition.name}
 
 
 # ------------------------------------------------------------------ slot and heartbeat
@@ -187,3 +196,27 @@ def test_another_cluster_is_reported_on_status_and_by_connectors_apply(
     finally:
         source_watch.record_identity(stack_settings, current)
     assert json.loads(cli("status", "--json").stdout)["warnings"] == []
+
+
+def test_the_oldest_unapplied_change_is_dated_for_the_retention_warning(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    stack = find_local_stack()
+    assert stack is not None
+    assert stack.stop_worker(stack_settings)
+    try:
+        before_ms = int(time.time() * 1000)
+        row = pipe.insert(unique_tag())
+        deadline = time.monotonic() + 60
+        while stack_settings.change_topic not in oldest_unapplied_ms(stack_settings):
+            assert time.monotonic() < deadline, "the change never showed as unapplied"
+            time.sleep(0.5)
+        written = oldest_unapplied_ms(stack_settings)[stack_settings.change_topic]
+        assert before_ms - 60_000 <= written <= int(time.time() * 1000)
+        age = int(time.time() * 1000) - written
+        assert retention_warning(stack_settings.change_topic, age, -1, 0.8) is None
+        # with a retention barely longer than the backlog's age, status would warn
+        assert retention_warning(stack_settings.change_topic, age, age + 1, 0.8) is not None
+    finally:
+        stack.start_worker(stack_settings)
+    pipe.results([row], 1)
