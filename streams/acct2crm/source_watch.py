@@ -102,39 +102,54 @@ def findings(reading: SourceReading, now: datetime) -> list[str]:
 
 
 def read_database(settings: Settings) -> tuple[str | None, SlotState | None, datetime | None]:
-    """System identifier, slot state and last heartbeat; ``None`` for what did not answer."""
+    """System identifier, slot state and last heartbeat; ``None`` for what did not answer.
+
+    Each is asked apart (autocommit), so a role that may not read one still gets the others.
+    """
     try:
         with psycopg.connect(
             settings.postgres_conninfo(), connect_timeout=3, autocommit=True,
             row_factory=dict_row,
         ) as conn:
-            ident = conn.execute(
-                "SELECT system_identifier::text AS id FROM pg_control_system()"
-            ).fetchone()
-            row = conn.execute(
+            ident = _one(conn, "SELECT system_identifier::text AS id FROM pg_control_system()")
+            row = _one(
+                conn,
                 "SELECT active, wal_status, safe_wal_size FROM pg_replication_slots "
                 "WHERE slot_name = %s",
                 (settings.pg_slot,),
-            ).fetchone()
-            slot = SlotState(
-                name=settings.pg_slot,
-                exists=row is not None,
-                active=bool(row and row["active"]),
-                wal_status=row["wal_status"] if row else None,
-                safe_wal_size=row["safe_wal_size"] if row else None,
+                missing={},
             )
-            beat = _heartbeat(conn)
+            beat = _one(conn, "SELECT beat_at FROM acct2crm.heartbeat WHERE id = 1")
     except psycopg.Error:
         return None, None, None
-    return (ident["id"] if ident else None), slot, beat
+    slot = None
+    if row is not None:
+        slot = SlotState(
+            name=settings.pg_slot,
+            exists=bool(row),
+            active=bool(row.get("active")),
+            wal_status=row.get("wal_status"),
+            safe_wal_size=row.get("safe_wal_size"),
+        )
+    return (
+        ident["id"] if ident else None,
+        slot,
+        beat["beat_at"] if beat else None,
+    )
 
 
-def _heartbeat(conn: psycopg.Connection[dict[str, Any]]) -> datetime | None:
+def _one(
+    conn: psycopg.Connection[dict[str, Any]],
+    query: str,
+    params: tuple[Any, ...] = (),
+    missing: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The first row; ``missing`` when there is none, ``None`` when the query is refused."""
     try:
-        row = conn.execute("SELECT beat_at FROM acct2crm.heartbeat WHERE id = 1").fetchone()
+        row = conn.execute(query, params).fetchone()
     except psycopg.Error:
-        return None  # no heartbeat table in this database: nothing to say
-    return row["beat_at"] if row else None
+        return None
+    return row if row is not None else missing
 
 
 def current_system_identifier(settings: Settings) -> str:
@@ -188,8 +203,17 @@ def _ensure_source_topic(settings: Settings) -> None:
 
 
 def baseline(settings: Settings) -> str | None:
-    """Record the source identity the first time; a warning when it changed since."""
-    current = current_system_identifier(settings)
+    """Record the source identity the first time; a warning when it changed since.
+
+    Never fails the caller (``up``, ``connectors apply``): a database that will
+    not say its identity only loses this check, and says so.
+    """
+    current, _, _ = read_database(settings)
+    if current is None:
+        return (
+            "cannot read the accounting cluster's system identifier; "
+            "a switch to another cluster would go unnoticed"
+        )
     recorded = recorded_identity(settings)
     if recorded is None:
         record_identity(settings, current)
