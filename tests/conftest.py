@@ -159,6 +159,10 @@ def _start_docker(settings: Settings) -> StackHandle:
     # `connectors` service applies the connector from inside the Docker network
     # (applied from here it would point Debezium at this host's loopback)
     os.environ["ACCT2CRM_REFCRM_FAULT_INJECTION"] = "true"
+    # compose has no default secrets; the test stack uses the settings' local ones
+    for name in ("pg_password", "pg_replication_password", "crm_token"):
+        secret = getattr(settings, name).get_secret_value()
+        os.environ.setdefault(f"ACCT2CRM_{name.upper()}", secret)
     # a project of the tests' own: never the user's `acct2crm` compose stack
     os.environ["COMPOSE_PROJECT_NAME"] = COMPOSE_PROJECT
     existing = docker.from_env(timeout=10).containers.list(

@@ -23,11 +23,12 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from acct2crm import source_watch
 from acct2crm.connect import operations as connectors
 from acct2crm.connect.secrets import write_connect_secrets
 from acct2crm.errors import ConnectError, ServiceUnhealthy, StackError, StartFailed
 from acct2crm.settings import Settings
-from acct2crm.topics import ensure_topics
+from acct2crm.topics import ensure_retention, ensure_topics
 from devstack import kafka, kafka_connect, postgres, python_services, safe_fs
 from devstack.jars import ensure_jars
 from devstack.java import java_bin
@@ -307,6 +308,8 @@ def _start(run: _Starter, wanted: set[str], with_worker: bool) -> None:
         created = ensure_topics(settings)
         if created:
             echo(f"topics: created {', '.join(created)}")
+        for corrected in ensure_retention(settings):
+            echo(f"topics: {corrected}")
     if "connect" in wanted:
         run.current = "connect"
         write_connect_secrets(settings)
@@ -317,6 +320,9 @@ def _start(run: _Starter, wanted: set[str], with_worker: bool) -> None:
                 echo(f"connector {result.name}: {result.change}, {result.state.state}")
         except ConnectError as exc:
             raise StackError(str(exc)) from exc
+        reset = source_watch.baseline(settings)
+        if reset:
+            echo(f"WARNING {reset}")
     if "crm" in wanted:
         run.await_healthy(table["crm"])
     if "worker" in wanted:

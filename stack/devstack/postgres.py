@@ -144,6 +144,9 @@ def server_conf(settings: Settings, paths: StackPaths) -> str:
             "wal_level = logical",
             "max_replication_slots = 10",
             "max_wal_senders = 10",
+            # a slot whose reader stopped holds at most this much WAL, then is given up
+            # (`acct2crm status` says so) rather than filling the accounting disk
+            f"max_slot_wal_keep_size = '{settings.pg_max_slot_wal_keep_size}'",
             "max_connections = 60",
             "shared_buffers = 64MB",
             "password_encryption = 'scram-sha-256'",
@@ -306,12 +309,33 @@ def provision(settings: Settings, paths: StackPaths) -> None:
                     sql.Identifier(repl_role)
                 )
             )
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA acct2crm TO {}").format(sql.Identifier(repl_role))
+            )
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE ON acct2crm.heartbeat TO {}").format(
+                    sql.Identifier(repl_role)
+                )
+            )
             has_publication = conn.execute(
                 "SELECT 1 FROM pg_publication WHERE pubname = %s", (settings.pg_publication,)
             ).fetchone()
             if has_publication is None:
                 conn.execute(
                     sql.SQL("CREATE PUBLICATION {} FOR TABLE accounting.customer").format(
+                        sql.Identifier(settings.pg_publication)
+                    )
+                )
+            # the heartbeat's writes must reach Debezium (it filters them out by
+            # table.include.list) or the slot never moves while customers are quiet
+            has_heartbeat = conn.execute(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = %s "
+                "AND schemaname = 'acct2crm' AND tablename = 'heartbeat'",
+                (settings.pg_publication,),
+            ).fetchone()
+            if has_heartbeat is None:
+                conn.execute(
+                    sql.SQL("ALTER PUBLICATION {} ADD TABLE acct2crm.heartbeat").format(
                         sql.Identifier(settings.pg_publication)
                     )
                 )

@@ -2,9 +2,16 @@
 
 Rows that existed before the connector started are left alone by default
 (docs/rules.md: created when next edited). On request, this reads them in one
-consistent snapshot and sends them to the sink as inserts carrying the WAL
-position of that snapshot, so a newer live change of the same row always
-wins and running backfill twice writes nothing the second time.
+consistent snapshot and sends them to the sink as inserts at the lowest
+position there is (``BACKFILL_POSITION``), below every live change:
+
+- a live change of the row applied before the backfill command makes the
+  backfill a replay (the CRM already has that row or a newer state of it);
+- a live change after it always wins, even one whose transaction was open
+  while the snapshot was read: its WAL record may sit below the WAL position
+  the snapshot saw, yet it commits later (the position the snapshot read was
+  used here before, and such an edit was dropped as a replay);
+- a second backfill is a replay of the first and writes nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ COLUMNS = (
 )
 
 
+BACKFILL_POSITION = Position(lsn=0)
+"""Below every live change: a backfilled row never hides a commit (module docstring)."""
+
+
 def parse_lsn(text: str) -> int:
     """PostgreSQL's ``X/Y`` LSN as the integer Debezium reports."""
     high, low = text.split("/")
@@ -41,19 +52,17 @@ def parse_lsn(text: str) -> int:
 
 
 def snapshot_rows(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
-    """Every accounting row and the WAL position they are consistent with."""
+    """Every accounting row, read in one snapshot, and the position to send them at."""
     try:
         with psycopg.connect(settings.postgres_conninfo(), row_factory=dict_row) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
-                lsn_row = conn.execute("SELECT pg_current_wal_lsn()::text AS lsn").fetchone()
                 rows = conn.execute(
                     f"SELECT {COLUMNS} FROM accounting.customer ORDER BY id"  # noqa: S608
                 ).fetchall()
     except psycopg.Error as exc:
         raise StackError(f"cannot read the accounting table: {exc}") from exc
-    assert lsn_row is not None
-    return parse_lsn(lsn_row["lsn"]), rows
+    return BACKFILL_POSITION.lsn, rows
 
 
 @dataclass

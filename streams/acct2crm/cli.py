@@ -196,6 +196,48 @@ def replay(
 
 
 
+positions_app = typer.Typer(help="The per-row source positions the worker keeps.")
+app.add_typer(positions_app, name="positions")
+
+
+@positions_app.command("rebase")
+def positions_rebase(
+    before: str | None = typer.Option(
+        None, "--before",
+        help="Forget positions committed before this time (ISO 8601 or epoch ms); "
+        "default: the earliest change held back as a source reset, else all.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+) -> None:
+    """After a source reset (new cluster, restored backup): forget the old positions,
+    record the cluster as the new baseline, re-read the changes held back."""
+    from acct2crm import rebase as job
+    from acct2crm.errors import Acct2CrmError
+    from acct2crm.replay import parse_timestamp
+    from acct2crm.settings import get_settings
+
+    settings = get_settings()
+    try:
+        plan = job.make_plan(settings, parse_timestamp(before) if before else None)
+        typer.echo(
+            f"{len(plan.forget)} row positions to forget, {plan.keep} kept"
+            + (f" (committed before {plan.cutoff_ms} ms)" if plan.cutoff_ms is not None else "")
+            + (
+                f"; held-back changes re-read from offset {plan.replay_from}"
+                if plan.replay_from is not None else "; no held-back change found"
+            )
+        )
+        if dry_run:
+            return
+        restarted = _with_worker_stopped(settings, lambda: job.apply_rebase(settings, plan))
+    except Acct2CrmError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        "positions rebased; this cluster is the new baseline"
+        + ("; worker restarted" if restarted else "; start the worker")
+    )
+
+
 @app.command()
 def status(
     as_json: bool = typer.Option(False, "--json", help="The stable JSON form (docs/contract.md)."),
@@ -230,14 +272,26 @@ app.add_typer(connectors_app, name="connectors")
 
 @connectors_app.command("apply")
 def connectors_apply() -> None:
-    """PUT each connector's config (only if it changed), then wait until it runs."""
+    """Create the project's topics (retention corrected), PUT each connector's config
+    (only if it changed), then wait until it runs."""
+    from acct2crm import source_watch
     from acct2crm.connect import operations
     from acct2crm.errors import Acct2CrmError
     from acct2crm.settings import get_settings
+    from acct2crm.topics import ensure_retention, ensure_topics
 
+    settings = get_settings()
     try:
-        for result in operations.apply(get_settings()):
+        created = ensure_topics(settings)
+        if created:
+            typer.echo(f"topics: created {', '.join(created)}")
+        for corrected in ensure_retention(settings):
+            typer.echo(f"topics: {corrected}")
+        for result in operations.apply(settings):
             typer.echo(f"{result.name}: {result.change}, {result.state.state}")
+        reset = source_watch.baseline(settings)
+        if reset:
+            typer.secho(f"WARNING {reset}", fg=typer.colors.YELLOW, err=True)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
 

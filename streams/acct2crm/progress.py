@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaException,
+    TopicPartition,
+)
 
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import read_table
@@ -86,19 +92,78 @@ def handled_offsets(settings: Settings) -> dict[str, int]:
 
 def lag(settings: Settings, timeout_s: float = 5.0) -> int:
     """Messages on the change and command topics the worker has not handled yet."""
+    return sum(high - done for done, high in _unhandled(settings, timeout_s).values())
+
+
+def _unhandled(settings: Settings, timeout_s: float = 5.0) -> dict[str, tuple[int, int]]:
+    """Per input topic: (first offset not handled yet, end offset)."""
     ledger = handled_offsets(settings)
     consumer = _consumer(settings, WORKER_GROUP)
     try:
-        total = 0
+        found = {}
         for topic in (settings.change_topic, settings.commands_topic):
             tp = TopicPartition(topic, 0)
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
             last = ledger.get(f"{topic}{SEP}0")
             done = last + 1 if last is not None else low
-            total += max(0, high - done)
-        return total
+            found[topic] = (min(done, high), high)
+        return found
     finally:
         consumer.close()
+
+
+def oldest_unapplied_ms(settings: Settings, timeout_s: float = 5.0) -> dict[str, int]:
+    """Per input topic with a backlog: when its oldest unhandled message was written (ms)."""
+    found: dict[str, int] = {}
+    consumer = _consumer(settings)
+    try:
+        for topic, (done, high) in _unhandled(settings, timeout_s).items():
+            if done >= high:
+                continue
+            consumer.assign([TopicPartition(topic, 0, done)])
+            message = consumer.poll(timeout_s)
+            if message is None or message.error():
+                continue
+            kind, stamp = message.timestamp()
+            if kind != TIMESTAMP_NOT_AVAILABLE:
+                found[topic] = int(stamp)
+    finally:
+        consumer.close()
+    return found
+
+
+def retention_warning(
+    topic: str, age_ms: int, retention_ms: int, warn_ratio: float
+) -> str | None:
+    """A warning when the oldest unapplied message of ``topic`` nears its deletion.
+
+    Kafka deletes by age whether or not the worker has read a message, so a
+    CRM outage longer than a finite retention loses queued changes (R4).
+    """
+    if retention_ms < 0 or age_ms < warn_ratio * retention_ms:
+        return None
+    left_ms = retention_ms - age_ms
+    when = (
+        f"Kafka may delete it in {_duration(left_ms)}" if left_ms > 0
+        else "Kafka may already have deleted unapplied changes"
+    )
+    return (
+        f"retention: the oldest unapplied message on {topic} is {_duration(age_ms)} old, "
+        f"{age_ms / retention_ms:.0%} of the topic's retention ({_duration(retention_ms)}); "
+        f"{when}. Bring the CRM back or raise retention.ms (setting topic_retention_ms)"
+    )
+
+
+def _duration(ms: int) -> str:
+    seconds = max(0, ms) // 1000
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {rest % 60}s"
 
 
 def sync_progress(settings: Settings) -> SyncProgress:

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     pg_replication_password: SecretStr = SecretStr("debezium-local")
     pg_publication: Name = "acct2crm_customer"
     pg_slot: Name = "acct2crm_customer"
+    # the local stack's cap on WAL a replication slot may hold (PostgreSQL's
+    # max_slot_wal_keep_size); beyond it the slot is lost, never the disk
+    pg_max_slot_wal_keep_size: str = Field(default="4GB", pattern=r"^(-1|\d+(kB|MB|GB|TB)?)$")
 
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
     kafka_port: Port = 59092
@@ -96,6 +99,11 @@ class Settings(BaseSettings):
     commands_topic: Name = "acct2crm.commands"
     results_topic: Name = "acct2crm.results"
     dlq_topic: Name = "acct2crm.dlq"
+    # retention.ms of the project's topics: -1 keeps changes however long the CRM
+    # is away (R4); a finite value is a promise `status` warns about nearing
+    topic_retention_ms: int = Field(default=-1, ge=-1)
+    # `status` warns when the oldest unapplied change is older than this share of it
+    retention_warn_ratio: float = Field(default=0.8, gt=0, le=1)
 
     # reference CRM / real CRM
     crm_port: Port = 58080

@@ -3,7 +3,10 @@
 The JSON form is a contract (docs/contract.md): the endpoint keys, ``services``
 with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
 ``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
-worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
+worker's own word: running, or waiting for the CRM and why), ``source`` (the
+accounting database's identity, replication slot and Debezium heartbeat) and
+``warnings`` (a source reset, a lost slot, a silent Connect, queued changes
+nearing their topic's retention). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs. ``postgres_dsn``
 connects as printed on the local stack (its well-known local password
@@ -13,6 +16,7 @@ included, in both forms); for a database elsewhere it carries no password.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -25,8 +29,10 @@ from acct2crm.connect.operations import state_of
 from acct2crm.errors import Acct2CrmError
 from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
-from acct2crm.progress import sync_progress
+from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
 from acct2crm.settings import Settings
+from acct2crm.source_watch import report as source_report
+from acct2crm.topics import retention_of
 
 
 def service_states(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -109,11 +115,42 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     return {key: body.get(key) for key in keys}
 
 
+def source_view(settings: Settings) -> dict[str, Any]:
+    """The accounting database's identity, slot and heartbeat (source_watch.py)."""
+    try:
+        return source_report(settings)
+    except Acct2CrmError as exc:
+        return {"warnings": [], "error": str(exc)}
+
+
+def retention_warnings(settings: Settings) -> list[str]:
+    """Warnings for input topics whose oldest unapplied message nears its retention."""
+    try:
+        oldest = oldest_unapplied_ms(settings)
+        if not oldest:
+            return []
+        retention = retention_of(settings)
+    except (Acct2CrmError, KafkaException):
+        return []
+    now_ms = int(time.time() * 1000)
+    found = []
+    for topic, written_ms in oldest.items():
+        if topic not in retention:
+            continue
+        warning = retention_warning(
+            topic, now_ms - written_ms, retention[topic], settings.retention_warn_ratio
+        )
+        if warning:
+            found.append(warning)
+    return found
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     lag, counts, failures = progress(settings)
     sync = worker_view(settings)
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
+    source = source_view(settings)
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -127,6 +164,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         "counts": counts,
         "last_failures": failures,
         "sync": sync,
+        "source": source,
+        "warnings": [*source.get("warnings", []), *retention_warnings(settings)],
     }
 
 
@@ -175,6 +214,17 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
+    source = report.get("source") or {}
+    slot = source.get("slot") or {}
+    if source.get("system_identifier"):
+        lines.append(
+            f"source     cluster {source['system_identifier']}; slot "
+            f"{slot.get('wal_status') or 'missing'}"
+            f"{', active' if slot.get('active') else ''}; "
+            f"heartbeat {source.get('heartbeat_at') or 'none yet'}"
+        )
+    for warning in report.get("warnings", []):
+        lines.append(f"WARNING {warning}")
     lines.append(f"lag {report['lag']}")
     counts = report["counts"]
     lines.append(

@@ -205,3 +205,50 @@ def test_backfill_creates_in_scope_rows_and_is_idempotent(
         scope.unlink()
     assert json.loads(json.dumps(pipe.crm_by_code(f"{tag}-V")))[0]["external_ref"] == (
         f"default:{ids[0]}")
+
+
+def test_an_edit_open_during_backfill_and_committed_after_it_reaches_the_crm(
+    pipe: Pipeline, stack_settings: Settings
+) -> None:
+    tag = unique_tag()
+    # a row the sync never wrote (out of scope when inserted), and a bystander
+    [(row_id,)] = pipe.sql(
+        "INSERT INTO accounting.customer (code, name, is_customer, is_vendor) "
+        "VALUES (%s, 'Before the edit', false, true) RETURNING id", [f"{tag}-R"])
+    [(other_id,)] = pipe.sql(
+        "INSERT INTO accounting.customer (code, name, is_customer, is_vendor) "
+        "VALUES (%s, 'Bystander', false, false) RETURNING id", [f"{tag}-O"])
+    pipe.results([row_id, other_id], 2)
+    scope = stack_settings.effective_scope_file
+    scope.write_text("customers_only = false\n", encoding="utf-8")
+    try:
+        with psycopg.connect(stack_settings.postgres_conninfo()) as open_tx:
+            # the edit's WAL record is written now; its commit comes after the backfill
+            open_tx.execute(
+                "UPDATE accounting.customer SET name = 'Committed after the backfill' "
+                "WHERE id = %s", [row_id])
+            # another commit flushes WAL past the open edit's record, as any busy
+            # database does, so the backfill's snapshot sees a WAL position above it
+            pipe.sql("UPDATE accounting.customer SET name = 'Bystander 2' WHERE id = %s",
+                     [other_id])
+            run = cli("backfill")
+            assert run.returncode == 0, run.stderr
+            backfilled = [r for r in pipe.results([row_id], 2) if r["op"] == "b"]
+            assert [r["action"] for r in backfilled] == ["created"]
+            assert pipe.crm_by_code(f"{tag}-R")[0]["name"] == "Before the edit"
+            open_tx.commit()
+        live = [r for r in pipe.results([row_id], 3) if r["op"] == "u"]
+        assert [r["action"] for r in live] == ["updated"], live
+        wait_caught_up(stack_settings)
+        [record] = pipe.crm_by_code(f"{tag}-R")
+        assert record["name"] == "Committed after the backfill"
+        # a second backfill is a replay of the first: nothing written
+        writes = pipe.crm_writes()
+        again = cli("backfill")
+        assert again.returncode == 0, again.stderr
+        pipe.results([row_id], 4)
+        wait_caught_up(stack_settings)
+        assert pipe.crm_writes() == writes
+        assert pipe.crm_by_code(f"{tag}-R")[0]["name"] == "Committed after the backfill"
+    finally:
+        scope.unlink()

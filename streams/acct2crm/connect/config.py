@@ -37,6 +37,7 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
         "topic_prefix": settings.topic_prefix,
         "tenant": settings.tenant,
         "secrets_file": str(settings.connect_secrets_file),
+        "topic_retention_ms": str(settings.topic_retention_ms),
     }
 
 

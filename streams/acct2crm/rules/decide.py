@@ -29,6 +29,7 @@ from acct2crm.rules.change import (
     external_ref,
 )
 from acct2crm.rules.codes import clean_text, code_key
+from acct2crm.rules.resets import RESET_REASON, looks_like_reset
 from acct2crm.rules.scope import SyncScope
 
 Fields = dict[str, str | None]
@@ -164,6 +165,15 @@ def classify(
         )
     if not code:
         return Outcome(Action.FAILED, "bad row: code is empty after stripping", code)
+    if looks_like_reset(change.position, applied):
+        assert applied is not None
+        return Outcome(
+            Action.FAILED,
+            f"{RESET_REASON}: lsn {change.position.lsn} is not after this row's last "
+            f"applied lsn {applied.lsn}, yet it was committed later; held back, not "
+            "dropped: run `acct2crm positions rebase`",
+            code,
+        )
     if applied is not None and change.position.lsn <= applied.lsn:
         return Outcome(
             Action.UNCHANGED,

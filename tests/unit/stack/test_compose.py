@@ -21,7 +21,13 @@ from devstack.paths import ACCOUNTING_SQL
 # found by its pyproject, so the file may sit at any depth under tests/
 REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 COMPOSE = REPO / "docker-compose.yml"
-VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}")
+# what compose must be given (environment or .env): no default may stand in for a secret
+SECRETS = {
+    "ACCT2CRM_PG_PASSWORD": "pg_password",
+    "ACCT2CRM_PG_REPLICATION_PASSWORD": "pg_replication_password",
+    "ACCT2CRM_CRM_TOKEN": "crm_token",
+}
 
 NATIVE_SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
 # service -> the setting that holds its host port in the native stack
@@ -38,10 +44,31 @@ def default(name: str) -> Any:
     return Settings.model_fields[name].default
 
 
-def interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Compose's ``${NAME:-default}`` with ``env`` (defaults when empty)."""
-    env = env or {}
-    return VARIABLE.sub(lambda m: env.get(m.group(1), m.group(2) or ""), text)
+class MissingVariable(LookupError):
+    pass
+
+
+def interpolate(text: str, env: dict[str, str] | None = None, *, secrets: bool = True) -> str:
+    """Compose's ``${NAME:-default}`` and ``${NAME:?message}`` with ``env``.
+
+    Secrets are given their local-stack values unless ``env`` says otherwise,
+    as a user's ``.env`` would; a required variable left unset raises.
+    """
+    given = (
+        {name: default(field).get_secret_value() for name, field in SECRETS.items()}
+        if secrets else {}
+    )
+    given.update(env or {})
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, rest = match.group(1), match.group(2), match.group(3) or ""
+        if name in given:
+            return str(given[name])
+        if kind == ":?":
+            raise MissingVariable(f"{name}: {rest}")
+        return rest
+
+    return VARIABLE.sub(value, text)
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +227,33 @@ def test_the_worker_may_reach_the_crm_over_the_private_network() -> None:
     env = yaml.safe_load(text)["services"]["worker"]["environment"]
     allowed = interpolate(str(env["ACCT2CRM_CRM_ALLOW_INSECURE_HTTP"])).lower() == "true"
     check_crm_url(env["ACCT2CRM_CRM_URL"], allow_insecure_http=allowed)
+
+
+def test_no_secret_has_a_default_and_compose_names_the_missing_one() -> None:
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        uses = [m for m in VARIABLE.finditer(text) if m.group(1) == name]
+        assert uses, name
+        for use in uses:
+            assert use.group(2) == ":?", f"{use.group(0)} must be required (no default)"
+            assert name in use.group(3), f"{use.group(0)} must say what to set"
+    for name in SECRETS:
+        others = {k: "x" for k in SECRETS if k != name}
+        with pytest.raises(MissingVariable, match=name):
+            interpolate(text, others, secrets=False)
+    given = interpolate(text, {k: "x" for k in SECRETS}, secrets=False)
+    for field in SECRETS.values():
+        assert default(field).get_secret_value() not in given, field
+
+
+def test_the_replication_password_never_reaches_sql_text(compose: dict[str, Any]) -> None:
+    init = compose["configs"]["postgres-replication"]["content"]
+    assert "ACCT2CRM_PG_REPLICATION_PASSWORD}" not in init, "pasted by compose into the SQL"
+    # psql receives it as a variable and quotes it itself as a literal
+    assert '-v repl_password="$$ACCT2CRM_PG_REPLICATION_PASSWORD"' in init
+    assert "PASSWORD :'repl_password'" in init
+    assert "<<'SQL'" in init, "the here-document must not let the shell expand anything"
+    postgres_env = compose["services"]["postgres"]["environment"]
+    assert postgres_env["ACCT2CRM_PG_REPLICATION_PASSWORD"].startswith(
+        "${ACCT2CRM_PG_REPLICATION_PASSWORD:?"
+    )
