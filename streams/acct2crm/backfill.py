@@ -27,11 +27,12 @@ from psycopg.rows import dict_row
 from acct2crm.crm.client import CrmClient
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import flush, producer
+from acct2crm.model.crm import CrmRecord
 from acct2crm.records.avro import command_type
 from acct2crm.records.convert import command_record
 from acct2crm.rules.change import Action, Change, Op, Position
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import CrmRecord, Outcome, SyncIntent, classify, decide
+from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 

@@ -22,13 +22,13 @@ from confluent_kafka import (
 
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import read_table
+from acct2crm.model.keys import offset_key
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
 
 WORKER_GROUP = "acct2crm"
-SEP = "\x1f"
 LAST_FAILURES = 10
 
 
@@ -104,7 +104,7 @@ def _unhandled(settings: Settings, timeout_s: float = 5.0) -> dict[str, tuple[in
         for topic in (settings.change_topic, settings.commands_topic):
             tp = TopicPartition(topic, 0)
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            last = ledger.get(f"{topic}{SEP}0")
+            last = ledger.get(offset_key(topic, 0))
             done = last + 1 if last is not None else low
             found[topic] = (min(done, high), high)
         return found

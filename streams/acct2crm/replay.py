@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import consumer, flush, producer, read_range, read_table
+from acct2crm.model.keys import offset_key, row_key
 from acct2crm.records.avro import avro_type
 from acct2crm.rules.change import Position
 from acct2crm.rules.decide import Outcome, classify
@@ -86,7 +87,8 @@ def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
             continue
         if change is None:
             continue
-        lsn = positions.get(f"{settings.tenant}\x1f{change.accounting_id}")
+        row = change.accounting_id
+        lsn = None if row is None else positions.get(row_key(settings.tenant, row))
         decided = classify(change, scope, Position(lsn) if lsn is not None else None)
         if isinstance(decided, Outcome):
             yield Preview(
@@ -122,7 +124,7 @@ def rewind(settings: Settings, start: int) -> None:
     finally:
         c.close()
     p = producer(settings)
-    key = json.dumps(f"{settings.change_topic}\x1f0").encode()
+    key = json.dumps(offset_key(settings.change_topic, 0)).encode()
     value = avro_type("table_offset").encode({"offset": start - 1})
     p.produce(LEDGER_CHANGELOG, key=key, value=value)
     flush(p)

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from acct2crm.app.pipeline import ChangeRouter, Message, Outputs
+from acct2crm.app.pipeline import ChangeRouter, Outputs
+from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings

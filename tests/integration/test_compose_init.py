@@ -16,7 +16,7 @@ import yaml
 from acct2crm.settings import Settings
 from devstack import postgres
 from devstack.paths import StackPaths
-from tests.unit.test_compose import COMPOSE, interpolate
+from tests.unit.stack.test_compose import COMPOSE, interpolate
 
 pytestmark = pytest.mark.integration
 

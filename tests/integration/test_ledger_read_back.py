@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, OffsetLedger, ledger_key
-from acct2crm.app.pipeline import Message
+from acct2crm.model.message import Message
 from acct2crm.settings import Settings
 
 pytestmark = pytest.mark.integration

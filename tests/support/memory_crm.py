@@ -18,8 +18,8 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from acct2crm.errors import CrmConflict, CrmNotFound
+from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
-from acct2crm.rules.decide import CrmRecord, Fields
 
 
 def stored_code(code: str) -> str:

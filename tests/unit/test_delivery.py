@@ -9,8 +9,9 @@ from typing import Any
 
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
-from acct2crm.app.pipeline import ChangeRouter, Message, Outputs
+from acct2crm.app.pipeline import ChangeRouter, Outputs
 from acct2crm.app.steps import ChangeStep
+from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type
 from acct2crm.scope_file import ScopeWatcher
 from tests.support.changes import row

@@ -11,10 +11,10 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from acct2crm.app.pipeline import Message
 from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
+from acct2crm.model.message import Message
 from acct2crm.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from acct2crm.app.ledger import RangeRead
-from acct2crm.app.pipeline import Message
+from acct2crm.model.message import Message
 
 
 class RangeReader:

@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from acct2crm.app.pipeline import Message
+from acct2crm.model.keys import offset_key
+from acct2crm.model.message import Message
 from acct2crm.sink.pacing import RetryPolicy, WaitState
 
 log = logging.getLogger(__name__)
 
-SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ LostReport = Callable[[LostRange], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[Any]]
 
 
-def ledger_key(topic: str, partition: int) -> str:
-    return f"{topic}{SEP}{partition}"
+ledger_key = offset_key
 
 
 async def _log_only(lost: LostRange) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError
+from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.records.convert import (
     command_record,
@@ -32,17 +33,6 @@ from acct2crm.sink.positions import PositionBook
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes | None, bytes], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class Message:
-    """The parts of a Kafka message the pipeline needs."""
-
-    topic: str
-    partition: int | None
-    offset: int | None
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger
-from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier
+from acct2crm.model.message import Message
 
 log = logging.getLogger(__name__)
 

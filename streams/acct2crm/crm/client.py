@@ -23,9 +23,9 @@ from acct2crm.errors import (
     CrmRejected,
     CrmRetryable,
 )
+from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import CrmRecord, Fields
 
 
 class CrmClient:

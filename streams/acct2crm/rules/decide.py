@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import (
     MAPPED_FIELDS,
     UNAVAILABLE,
@@ -31,8 +32,6 @@ from acct2crm.rules.change import (
 from acct2crm.rules.codes import clean_text, code_key
 from acct2crm.rules.resets import RESET_REASON, looks_like_reset
 from acct2crm.rules.scope import SyncScope
-
-Fields = dict[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -70,19 +69,6 @@ class SyncIntent:
         if self.previous_code is not None:
             keys.append(code_key(self.previous_code))
         return tuple(keys)
-
-
-@dataclass(frozen=True)
-class CrmRecord:
-    """What the sync knows of one CRM customer (from the CRM's own replies)."""
-
-    id: int
-    fields: Fields
-    external_ref: str | None = None
-
-    @property
-    def code(self) -> str:
-        return self.fields.get("code") or ""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The CRM-code table seen as a cache of the CRM, which stays the authority.
 
 Backed by any mutable mapping (a Faust table in the worker, a dict in tests).
-Keys are ``tenant\\x1fcode_key``; values are plain dicts so the table's
+Keys are ``code_entry_key(tenant, code_key)`` (model/keys.py); values are plain dicts so the table's
 changelog can hold them. Every CRM reply passes through ``remember``.
 """
 
@@ -11,10 +11,10 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from acct2crm.model.crm import CrmRecord
+from acct2crm.model.keys import code_entry_key
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import CrmRecord
 
-SEP = "\x1f"
 SEEDED = " seeded"  # codes are stripped, so no code key starts with a space
 
 
@@ -24,7 +24,7 @@ class CodeCache:
         self._tenant = tenant
 
     def _key(self, key: str) -> str:
-        return f"{self._tenant}{SEP}{key}"
+        return code_entry_key(self._tenant, key)
 
     @property
     def seeded(self) -> bool:

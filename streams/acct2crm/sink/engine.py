@@ -19,10 +19,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 from acct2crm.errors import CrmConflict, CrmError, CrmNotFound, CrmPermanent, CrmRejected
+from acct2crm.model.crm import CrmRecord
+from acct2crm.model.keys import row_lane_token
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import Create, CrmRecord, Decision, SyncIntent, decide, pick_ours
-from acct2crm.sink.code_cache import SEP, CodeCache
+from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_ours
+from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
 from acct2crm.sink.ports import CrmPort
 from acct2crm.sink.positions import PositionBook
@@ -267,7 +269,7 @@ def plan_lanes(
     owner: dict[str, int] = {}
     for index, intent in enumerate(intents):
         more = (extra or {}).get(index, ())
-        for token in (*intent.code_keys(), *more, f"row{SEP}{intent.accounting_id}"):
+        for token in (*intent.code_keys(), *more, row_lane_token(intent.accounting_id)):
             if token in owner:
                 parent[find(index)] = find(owner[token])
             else:

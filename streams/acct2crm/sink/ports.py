@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from acct2crm.rules.decide import CrmRecord, Fields
+from acct2crm.model.crm import CrmRecord, Fields
 
 
 class CrmPort(Protocol):

@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from acct2crm.model.keys import row_key
 from acct2crm.rules.change import Position
 
-SEP = "\x1f"
-
-
-def position_key(tenant: str, accounting_id: int) -> str:
-    return f"{tenant}{SEP}{accounting_id}"
+position_key = row_key
 
 
 class PositionBook:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from acct2crm.app.ledger import LostRange, OffsetLedger, RangeRead, ledger_key
-from acct2crm.app.pipeline import Message
+from acct2crm.model.message import Message
 
 TOPIC = "changes"
 

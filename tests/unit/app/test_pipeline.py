@@ -9,8 +9,9 @@ from typing import Any
 
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger, RangeRead
-from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Message, Outputs
+from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.steps import CommandStep
+from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.sink.code_cache import CodeCache

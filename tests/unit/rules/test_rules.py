@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from acct2crm.model.crm import CrmRecord
 from acct2crm.rules.change import UNAVAILABLE, Action, Change, Op, Position
 from acct2crm.rules.codes import clean_text, code_key
 from acct2crm.rules.decide import (
     Create,
-    CrmRecord,
     Outcome,
     Patch,
     SyncIntent,

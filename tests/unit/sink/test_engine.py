@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from acct2crm.errors import CrmRejected, CrmRetryable
+from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import Action, Change
-from acct2crm.rules.decide import CrmRecord, Fields, SyncIntent, classify
+from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import Applied, SinkEngine, plan_lanes
@@ -346,7 +347,8 @@ async def test_a_failing_lane_fails_only_its_command_and_the_batch_waits_for_all
 
 @pytest.mark.parametrize("error", LOOKUP_ERRORS, ids=["400", "bug"])
 async def test_applier_dead_letters_only_the_failed_command(error: Exception) -> None:
-    from acct2crm.app.pipeline import CommandApplier, Message
+    from acct2crm.app.pipeline import CommandApplier
+    from acct2crm.model.message import Message
     from acct2crm.records.avro import command_type
     from acct2crm.records.convert import command_record
     from tests.unit.app.test_pipeline import Sent
