@@ -18,7 +18,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
     sink_batch_size: PositiveInt = 64
     sink_batch_window_s: NonNegativeFloat = 0.05
+    # the worker's logs: "text" or "json" (one object a line); level debug logs every change
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # sync scope file (TOML); missing file means the default scope
     scope_file: Path | None = None
