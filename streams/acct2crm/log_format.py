@@ -58,7 +58,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
                 "stream": "ext://sys.__stderr__",  # not the proxy Faust puts in its place
             }
         },
-        "loggers": {"acct2crm": {"level": level.upper()}},
+        # httpx logs every request at info: the CRM's URLs, one line per call
+        "loggers": {"acct2crm": {"level": level.upper()}, "httpx": {"level": "WARNING"}},
         "root": {"level": libraries, "handlers": ["default"]},
     }
 
