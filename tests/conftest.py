@@ -68,6 +68,7 @@ _PORT_FIELDS = (
     "kafka_port",
     "kafka_controller_port",
     "connect_port",
+    "connect_metrics_port",
     "crm_port",
     "worker_port",
 )

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # host:port[,host:port...]; unset = the local broker on kafka_port
     kafka_bootstrap: str = Field(default=None, validate_default=True)
     connect_port: Port = 58083
+    # the local Connect's Prometheus JMX exporter (Debezium and Connect metrics), /metrics
+    connect_metrics_port: Port = 58084
     # unset = the local Kafka Connect on connect_port
     connect_url: str = Field(default=None, validate_default=True)
     kafka_version: Name = "4.3.1"
