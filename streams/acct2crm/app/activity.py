@@ -21,6 +21,7 @@ from acct2crm.rules.codes import code_key
 LAST_FAILURES = 20
 PER_CODE = 50
 MAX_CODES = 20_000
+STARTED = time.time()  # the worker process: counts start here, or at midnight UTC after
 
 
 def _today() -> str:
@@ -31,7 +32,7 @@ def _today() -> str:
 class TenantActivity:
     tenant: str
     day: str = field(default_factory=_today)
-    counting_since: float = field(default_factory=time.time)
+    counting_since: float = STARTED
     counts_today: Counter[str] = field(default_factory=Counter)
     failures: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LAST_FAILURES))
     by_code: OrderedDict[str, deque[dict[str, Any]]] = field(default_factory=OrderedDict)
@@ -39,7 +40,8 @@ class TenantActivity:
     def record(self, result: dict[str, Any]) -> None:
         today = _today()
         if today != self.day:
-            self.day, self.counting_since = today, time.time()
+            midnight = datetime.fromisoformat(today).replace(tzinfo=UTC).timestamp()
+            self.day, self.counting_since = today, max(STARTED, midnight)
             self.counts_today.clear()
         self.counts_today[str(result.get("action"))] += 1
         if result.get("action") == "failed":

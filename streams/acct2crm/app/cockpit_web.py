@@ -106,7 +106,7 @@ def tenant_views(
                 waiting_since=waiting.since if waiting is not None else None,
                 lag=tenant_lag(settings, topology) if own else {},
                 counts_today=dict(seen.counts_today),
-                counting_since=max(seen.counting_since, wiring.started),
+                counting_since=seen.counting_since,
                 failures=list(seen.failures),
             )
         )

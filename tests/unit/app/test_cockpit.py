@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -129,3 +130,13 @@ def test_debug_reaches_our_loggers_only() -> None:
     assert config["root"]["level"] == "INFO"  # Kafka clients print fetched records at debug
     assert config["loggers"]["acct2crm"]["level"] == "DEBUG"
     assert logging_config("text", "warning")["root"]["level"] == "WARNING"
+
+
+def test_counts_start_with_the_worker_then_at_midnight() -> None:
+    seen = Activity().tenant("default")
+    assert seen.counting_since == activity_mod.STARTED
+    seen.day = "2000-01-01"
+    seen.record(failure("C1"))
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert seen.counting_since == max(activity_mod.STARTED, midnight.timestamp())
+    assert seen.counts_today == {"failed": 1}
