@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 import faust
@@ -86,11 +87,17 @@ def tenant_lag(settings: Settings, topology: Topology) -> dict[str, int | None]:
     return lag
 
 
+def paused_tenants(wiring: Wiring) -> Collection[str]:
+    """The tenants paused now (pause/resume plugs in here); none until it exists."""
+    return ()
+
+
 def tenant_views(
     settings: Settings, topology: Topology, wiring: Wiring, activity: Activity = ACTIVITY
 ) -> list[TenantView]:
     """One view per tenant this worker knows: its own, and any it saw results of."""
     views = []
+    paused = paused_tenants(wiring)
     for tenant in sorted({settings.tenant, *activity.tenants()}):
         seen = activity.tenant(tenant)
         own = tenant == settings.tenant
@@ -101,7 +108,8 @@ def tenant_views(
         views.append(
             TenantView(
                 tenant=tenant,
-                state="waiting_for_crm" if reason else "running",
+                state="paused" if tenant in paused else (
+                    "waiting_for_crm" if reason else "running"),
                 waiting_reason=reason,
                 waiting_since=waiting.since if waiting is not None else None,
                 lag=tenant_lag(settings, topology) if own else {},
