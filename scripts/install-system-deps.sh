@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, only when missing, what the native local stack needs from the OS:
-# a Java runtime (17+), Maven (resolves the Kafka/Connect/Debezium jars) and the
-# PostgreSQL server binaries. Debian/Ubuntu (apt-get); run as root or with sudo.
+# a Java runtime (17+), Maven (resolves the Kafka/Connect/Debezium jars), the
+# PostgreSQL server binaries, and Chromium with its driver (the status page's
+# browser test). Debian/Ubuntu (apt-get); run as root or with sudo.
 set -euo pipefail
 
 need=()
@@ -9,9 +10,11 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ "${#need[@]}" -eq 0 ]; then
-  echo "system packages: java, mvn and PostgreSQL already installed"
+  echo "system packages: java, mvn, PostgreSQL and Chromium already installed"
   exit 0
 fi
 

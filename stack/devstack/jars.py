@@ -17,7 +17,13 @@ from pathlib import Path
 
 from acct2crm.errors import StackError
 from acct2crm.settings import get_settings
-from devstack.paths import DEBEZIUM_POM, KAFKA_POM, StackPaths
+from devstack.paths import (
+    DEBEZIUM_POM,
+    JMX_EXPORTER_POM,
+    JMX_EXPORTER_VERSION,
+    KAFKA_POM,
+    StackPaths,
+)
 
 MARKER = ".acct2crm-complete"
 FETCH_TIMEOUT_S = 1200.0
@@ -44,20 +50,24 @@ def is_complete(folder: Path, pom: Path, version: str) -> bool:
 
 
 def jars_ready(paths: StackPaths) -> bool:
-    return is_complete(paths.kafka_lib, KAFKA_POM, paths.kafka_version) and is_complete(
-        paths.debezium_plugin, DEBEZIUM_POM, paths.debezium_version
+    return (
+        is_complete(paths.kafka_lib, KAFKA_POM, paths.kafka_version)
+        and is_complete(paths.debezium_plugin, DEBEZIUM_POM, paths.debezium_version)
+        and is_complete(paths.jmx_exporter_dir, JMX_EXPORTER_POM, JMX_EXPORTER_VERSION)
     )
 
 
 def ensure_jars(paths: StackPaths, echo: Callable[[str], None] = print) -> bool:
     """Fetch whatever is missing; True when something was fetched."""
     fetched = False
-    wanted = (
+    wanted: tuple[tuple[Path, Path, str, dict[str, str], str | None, str], ...] = (
         (paths.kafka_lib, KAFKA_POM, paths.kafka_version, {"kafka.version": paths.kafka_version},
          None, "Kafka and Connect"),
         (paths.debezium_plugin, DEBEZIUM_POM, paths.debezium_version,
          {"debezium.version": paths.debezium_version}, _PROVIDED_BY_CONNECT,
          "Debezium PostgreSQL connector"),
+        (paths.jmx_exporter_dir, JMX_EXPORTER_POM, JMX_EXPORTER_VERSION, {}, None,
+         "Prometheus JMX exporter agent"),
     )
     for folder, pom, version, props, exclude, label in wanted:
         if is_complete(folder, pom, version):

@@ -10,7 +10,7 @@ import httpx
 from acct2crm.settings import Settings
 from devstack import safe_fs
 from devstack.java import java_command
-from devstack.paths import StackPaths
+from devstack.paths import JMX_EXPORTER_CONFIG, StackPaths
 from devstack.processes import find_by_cwd, port_open, spawn, write_pid
 
 STOP_SIGNAL = signal.SIGTERM
@@ -49,6 +49,14 @@ def worker_properties(settings: Settings, paths: StackPaths) -> str:
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
+def jmx_exporter_option(settings: Settings, paths: StackPaths) -> str:
+    """The Prometheus JMX exporter agent: Debezium's and Connect's metrics on loopback."""
+    return (
+        f"-javaagent:{paths.jmx_exporter_jar}="
+        f"127.0.0.1:{settings.connect_metrics_port}:{JMX_EXPORTER_CONFIG}"
+    )
+
+
 def prepare(settings: Settings, paths: StackPaths) -> None:
     safe_fs.ensure_dir(paths.home, PurePath("connect"))
     safe_fs.write_file(paths.home, PurePath("connect", paths.connect_config.name),
@@ -57,6 +65,7 @@ def prepare(settings: Settings, paths: StackPaths) -> None:
 
 def start(settings: Settings, paths: StackPaths) -> int:
     argv = java_command(settings, paths, MAIN_CLASS, str(paths.connect_config))
+    argv.insert(1, jmx_exporter_option(settings, paths))
     pid = spawn(argv, log_file=paths.log_file("connect"), cwd=paths.connect_dir)
     write_pid(paths.pid_file("connect"), pid)
     return pid

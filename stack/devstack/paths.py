@@ -16,6 +16,9 @@ from acct2crm.settings import Settings
 STACK_ASSETS = Path(__file__).resolve().parent / "assets"
 KAFKA_POM = STACK_ASSETS / "maven" / "kafka.pom.xml"
 DEBEZIUM_POM = STACK_ASSETS / "maven" / "debezium.pom.xml"
+JMX_EXPORTER_POM = STACK_ASSETS / "maven" / "jmx-exporter.pom.xml"
+JMX_EXPORTER_CONFIG = STACK_ASSETS / "jmx-exporter.yaml"
+JMX_EXPORTER_VERSION = "1.0.1"  # as in jmx-exporter.pom.xml
 LOG4J2_CONFIG = STACK_ASSETS / "log4j2.properties"
 ACCOUNTING_SQL = STACK_ASSETS / "sql" / "accounting.sql"
 
@@ -111,3 +114,11 @@ class StackPaths:
     @property
     def debezium_plugin(self) -> Path:
         return self.plugin_path / DEBEZIUM_PLUGIN_NAME
+
+    @property
+    def jmx_exporter_dir(self) -> Path:
+        return self.cache / f"jmx-exporter-{JMX_EXPORTER_VERSION}"
+
+    @property
+    def jmx_exporter_jar(self) -> Path:
+        return self.jmx_exporter_dir / f"jmx_prometheus_javaagent-{JMX_EXPORTER_VERSION}.jar"

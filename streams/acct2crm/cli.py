@@ -50,7 +50,9 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 @app.command()
-def worker(loglevel: str = typer.Option("info", help="Faust log level.")) -> None:
+def worker(
+    loglevel: str | None = typer.Option(None, help="Log level (default: the log_level setting)."),
+) -> None:
     """Run the Faust worker against the configured Kafka and CRM (until stopped)."""
     from acct2crm.app.worker import run_worker
     from acct2crm.errors import ConfigError

@@ -18,7 +18,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # host:port[,host:port...]; unset = the local broker on kafka_port
     kafka_bootstrap: str = Field(default=None, validate_default=True)
     connect_port: Port = 58083
+    # the local Connect's Prometheus JMX exporter (Debezium and Connect metrics), /metrics
+    connect_metrics_port: Port = 58084
     # unset = the local Kafka Connect on connect_port
     connect_url: str = Field(default=None, validate_default=True)
     kafka_version: Name = "4.3.1"
@@ -128,6 +130,9 @@ class Settings(BaseSettings):
     table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
     sink_batch_size: PositiveInt = 64
     sink_batch_window_s: NonNegativeFloat = 0.05
+    # the worker's logs: "text" or "json" (one object a line); level debug logs every change
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # sync scope file (TOML); missing file means the default scope
     scope_file: Path | None = None

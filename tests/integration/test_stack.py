@@ -142,6 +142,7 @@ def test_capture_resumes_after_connect_is_killed(
 
 PORT_FIELDS = (
     "pg_port", "kafka_port", "kafka_controller_port", "connect_port", "crm_port", "worker_port",
+    "connect_metrics_port",
 )
 
 

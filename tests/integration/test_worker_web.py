@@ -1,4 +1,4 @@
-"""The worker's web server serves the status view and nothing else.
+"""The worker's web server serves its own pages (status, history, metrics) and nothing else.
 
 Faust's built-in pages answered customer records by key (``/table/...``),
 the partition map (``/router/``) and an index, without authentication.
@@ -14,7 +14,6 @@ from acct2crm.settings import Settings
 pytestmark = pytest.mark.integration
 
 FAUST_PAGES = [
-    "/",
     "/table/",
     "/table/code_to_customer/",
     "/table/code_to_customer/default%1Fkh001/",
@@ -29,11 +28,14 @@ FAUST_PAGES = [
 ]
 
 
-def test_only_the_status_view_is_served(stack_settings: Settings) -> None:
+def test_only_our_own_pages_are_served(stack_settings: Settings) -> None:
     base = stack_settings.status_url.removesuffix("/status")
     with httpx.Client(base_url=base, timeout=5.0) as web:
         status = web.get("/status")
         assert status.status_code == 200
         assert status.json()["state"] in ("running", "waiting_for_crm")
+        page = web.get("/")  # ours: the status page people look at
+        assert page.status_code == 200 and "<h1>acct2crm</h1>" in page.text
+        assert web.get("/metrics").status_code == 200
         served = {path: web.get(path).status_code for path in FAUST_PAGES}
     assert served == dict.fromkeys(FAUST_PAGES, 404)

@@ -26,6 +26,7 @@ from devstack.processes import is_alive, port_open, read_pid
 
 PORT_FIELDS = (
     "pg_port", "kafka_port", "kafka_controller_port", "connect_port", "crm_port", "worker_port",
+    "connect_metrics_port",
 )
 
 

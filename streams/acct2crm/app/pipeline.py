@@ -14,8 +14,11 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from acct2crm import metrics
+from acct2crm.app.activity import ACTIVITY
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError
+from acct2crm.log_format import change_logged
 from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.records.convert import (
@@ -67,6 +70,8 @@ class Outputs:
             position=position,
         )
         self.counts[action.value] = self.counts.get(action.value, 0) + 1
+        metrics.result(record)
+        ACTIVITY.record(record)
         key = (code or str(accounting_id or "")).encode()
         await self.send_result(key or None, result_type().encode(record))
 
@@ -83,6 +88,7 @@ class Outputs:
             reason=reason,
             change_offset=change_offset,
         )
+        metrics.dead_letter(self.tenant)
         await self.send_dead_letter(message.key, dead_letter_type().encode(record))
 
     async def unreadable(
@@ -118,6 +124,7 @@ class ChangeRouter:
         self._out = outputs
 
     async def handle(self, message: Message) -> None:
+        metrics.change_consumed(self._out.tenant)
         try:
             await self._handle(message)
         except Exception as exc:  # the agent must go on; the change is kept as a dead letter
@@ -139,6 +146,8 @@ class ChangeRouter:
         if change.accounting_id is not None:
             applied = self._positions.applied(tenant, change.accounting_id)
         decided = classify(change, self._scope.current(), applied)
+        change_logged(tenant, message.offset, decided.code, "to_crm" if isinstance(
+            decided, SyncIntent) else decided.action.value)
         if isinstance(decided, SyncIntent):
             record = command_record(decided, message.offset)
             await self._out.send_command(
@@ -188,6 +197,8 @@ class CommandApplier:
                 )
             return
         for outcome, (message, change_offset) in zip(applied, origin, strict=True):
+            change_logged(self._out.tenant, change_offset, outcome.intent.code,
+                          outcome.action.value)
             await self._report(outcome)
             if outcome.action is Action.FAILED:
                 await self._out.dead_letter(

@@ -11,12 +11,14 @@ from typing import Any
 
 import faust
 
+from acct2crm import metrics
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
+from acct2crm.crm.instrumented import InstrumentedCrm
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -91,14 +93,14 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
             _outputs(settings, topology, ledger_delivery, counts), ledger_delivery
         ),
     )
-    wait_state = WaitState()
+    wait_state = WaitState(settings.tenant)
     scope = ScopeWatcher(settings.effective_scope_file)
-    crm = CrmClient.connect(
+    crm = InstrumentedCrm(CrmClient.connect(
         settings.crm_url,
         settings.crm_token.get_secret_value(),
         timeout_s=settings.crm_timeout_s,
         allow_insecure_http=settings.crm_allow_insecure_http,
-    )
+    ), settings.tenant)
     cache = CodeCache(topology.code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
     engine = SinkEngine(
@@ -114,6 +116,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     async def seed() -> None:
         """First start: learn every code the CRM holds (paged list), then trust the table."""
         if cache.seeded:
+            metrics.seed_progress(settings.tenant, 0, done=True)
             return
 
         async def load() -> int:
@@ -121,10 +124,12 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
             async for record in crm.iter_all():
                 cache.remember(record)
                 n += 1
+                metrics.seed_progress(settings.tenant, n)
             return n
 
         n = await call_with_retry(load, retry, wait_state)
         cache.mark_seeded()
+        metrics.seed_progress(settings.tenant, n, done=True)
         log.info("CRM-code table seeded with %d CRM customers", n)
 
     return Wiring(

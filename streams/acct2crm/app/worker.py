@@ -10,9 +10,11 @@ from __future__ import annotations
 import faust
 
 from acct2crm.app.agents import register_agents
+from acct2crm.app.cockpit_web import register_cockpit
 from acct2crm.app.topology import build_topology
 from acct2crm.app.web import register_status_page
 from acct2crm.app.wiring import build_wiring
+from acct2crm.log_format import logging_config
 from acct2crm.settings import Settings
 
 
@@ -22,13 +24,16 @@ def build_app(settings: Settings) -> faust.App:
     wiring = build_wiring(settings, topology)
     register_agents(settings, topology, wiring)
     register_status_page(topology.app, wiring)
+    register_cockpit(settings, topology, wiring)
     return topology.app
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
+def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run the worker until SIGTERM/SIGINT."""
     # Faust's data folder lives under home, which only `acct2crm up` created before
     (settings.home / "worker").mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    level = loglevel or settings.log_level
+    worker = faust.Worker(app, loglevel=level, quiet=True,
+                          logging_config=logging_config(settings.log_format, level))
     worker.execute_from_commandline()

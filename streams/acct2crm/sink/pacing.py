@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from acct2crm import metrics
 from acct2crm.errors import CrmMisconfigured, CrmRetryable
 
 T = TypeVar("T")
@@ -50,7 +51,8 @@ class RateLimiter:
 class WaitState:
     """Whether the sink is waiting for the CRM, and why: shown by status."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str = "default") -> None:
+        self.tenant = tenant  # for the metrics' labels
         self.reason: str | None = None
         self.since: float | None = None
         self.retries = 0
@@ -92,6 +94,7 @@ async def call_with_retry(
         except CrmRetryable as exc:
             delay = policy.delay(attempt, exc.retry_after)
             state.waiting(str(exc), configuration=isinstance(exc, CrmMisconfigured))
+            metrics.crm_retry(state.tenant, exc, delay)
             if on_retry is not None:
                 on_retry(exc, delay)
             attempt += 1

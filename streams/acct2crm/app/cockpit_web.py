@@ -1,0 +1,144 @@
+"""The worker's pages for people and Prometheus: ``/`` (status), ``/history/<code>``, ``/metrics``.
+
+Registered with ``app.page`` beside the JSON ``/status``; Faust's own pages
+stay off (faust_app.py). States that are not events (lag, waiting for the
+CRM, the connector) are read when a page is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from typing import Any
+
+import faust
+import httpx
+from faust.types import TP
+
+from acct2crm import metrics
+from acct2crm.app.activity import ACTIVITY, Activity
+from acct2crm.app.ledger import ledger_key
+from acct2crm.app.status_html import ConnectorView, TenantView, render_history, render_status
+from acct2crm.app.topology import Topology
+from acct2crm.app.wiring import Wiring
+from acct2crm.connect.config import load
+from acct2crm.errors import Acct2CrmError
+from acct2crm.settings import Settings
+
+log = logging.getLogger(__name__)
+CONNECTOR_TTL_S = 3.0
+
+
+class ConnectorWatch:
+    """Kafka Connect's word on the connector, asked at most every few seconds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._url = settings.connect_url
+        try:
+            self.name: str | None = load(settings)[0].name
+        except (Acct2CrmError, IndexError) as exc:
+            log.warning("no connector definition to watch: %s", exc)
+            self.name = None
+        self._seen = ConnectorView(self.name, "UNKNOWN")
+        self._at = 0.0
+
+    async def view(self) -> ConnectorView:
+        if self.name is None or time.monotonic() - self._at < CONNECTOR_TTL_S:
+            return self._seen
+        self._at = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as http:
+                answer = await http.get(f"{self._url}/connectors/{self.name}/status")
+            if answer.status_code == 404:
+                self._seen = ConnectorView(self.name, "MISSING")
+            else:
+                body = answer.json()
+                tasks = tuple(
+                    (str(t.get("id")), str(t.get("state"))) for t in body.get("tasks", [])
+                )
+                self._seen = ConnectorView(
+                    self.name, str(body.get("connector", {}).get("state", "UNKNOWN")), tasks
+                )
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            self._seen = ConnectorView(self.name, "UNREACHABLE", error=type(exc).__name__)
+        states = {"connector": self._seen.state, **dict(self._seen.tasks)}
+        metrics.set_connector(self.name, states)
+        return self._seen
+
+
+def tenant_lag(settings: Settings, topology: Topology) -> dict[str, int | None]:
+    """Per topic partition: the broker's next offset less the next one the ledger expects."""
+    lag: dict[str, int | None] = {}
+    for topic in (settings.change_topic, settings.commands_topic):
+        where = f"{topic}[0]"
+        try:
+            high = topology.app.consumer.highwater(TP(topic, 0))
+            done = topology.topic_offsets.get(ledger_key(topic, 0))
+        except Exception:  # not assigned yet, consumer not started
+            lag[where] = None
+            continue
+        if high is None:
+            lag[where] = None
+            continue
+        nxt = int(done["offset"]) + 1 if isinstance(done, dict) else 0
+        lag[where] = max(0, int(high) - nxt)
+        metrics.set_lag(settings.tenant, topic, 0, lag[where] or 0)
+    return lag
+
+
+def paused_tenants(wiring: Wiring) -> Collection[str]:
+    """The tenants paused now (pause/resume plugs in here); none until it exists."""
+    return ()
+
+
+def tenant_views(
+    settings: Settings, topology: Topology, wiring: Wiring, activity: Activity = ACTIVITY
+) -> list[TenantView]:
+    """One view per tenant this worker knows: its own, and any it saw results of."""
+    views = []
+    paused = paused_tenants(wiring)
+    for tenant in sorted({settings.tenant, *activity.tenants()}):
+        seen = activity.tenant(tenant)
+        own = tenant == settings.tenant
+        waiting = wiring.wait_state if own else None
+        reason = waiting.reason if waiting is not None else None
+        if own:
+            metrics.set_waiting(tenant, waiting.kind if waiting is not None else None)
+        views.append(
+            TenantView(
+                tenant=tenant,
+                state="paused" if tenant in paused else (
+                    "waiting_for_crm" if reason else "running"),
+                waiting_reason=reason,
+                waiting_since=waiting.since if waiting is not None else None,
+                lag=tenant_lag(settings, topology) if own else {},
+                counts_today=dict(seen.counts_today),
+                counting_since=seen.counting_since,
+                failures=list(seen.failures),
+            )
+        )
+    return views
+
+
+def register_cockpit(settings: Settings, topology: Topology, wiring: Wiring) -> None:
+    app: faust.App = topology.app
+    connector = ConnectorWatch(settings)
+
+    @app.page("/")
+    async def status_html(web: Any, request: Any) -> Any:
+        views = tenant_views(settings, topology, wiring)
+        return web.html(render_status(views, await connector.view()))
+
+    @app.page("/history/{code}")
+    async def history_html(web: Any, request: Any, code: str) -> Any:
+        wanted = request.query.get("tenant")
+        known = sorted({settings.tenant, *ACTIVITY.tenants()})
+        found = {t: ACTIVITY.tenant(t).history(code) for t in known if wanted in (None, t)}
+        return web.html(render_history(code, found))
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        tenant_views(settings, topology, wiring)  # lag and waiting, as of now
+        await connector.view()
+        return web.text(metrics.exposition().decode(), content_type=metrics.CONTENT_TYPE)

@@ -1,0 +1,55 @@
+"""A CRM port that counts and times every call for the metrics, and changes nothing else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from acct2crm import metrics
+from acct2crm.crm.client import CrmClient
+from acct2crm.model.crm import CrmRecord, Fields
+
+T = TypeVar("T")
+
+
+class InstrumentedCrm:
+    """Wraps ``CrmClient``: each call's outcome (``ok`` or its error's class) and duration."""
+
+    def __init__(self, crm: CrmClient, tenant: str) -> None:
+        self._crm = crm
+        self._tenant = tenant
+
+    async def _timed(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return await call()
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            metrics.crm_call(self._tenant, operation, outcome, time.monotonic() - started)
+
+    async def find_by_code(self, code: str) -> list[CrmRecord]:
+        return await self._timed("find_by_code", lambda: self._crm.find_by_code(code))
+
+    async def find_by_external_ref(self, ref: str) -> list[CrmRecord]:
+        return await self._timed(
+            "find_by_external_ref", lambda: self._crm.find_by_external_ref(ref)
+        )
+
+    async def get(self, crm_id: int) -> CrmRecord:
+        return await self._timed("get", lambda: self._crm.get(crm_id))
+
+    async def create(self, fields: Fields) -> CrmRecord:
+        return await self._timed("create", lambda: self._crm.create(fields))
+
+    async def patch(self, crm_id: int, fields: Fields) -> CrmRecord:
+        return await self._timed("patch", lambda: self._crm.patch(crm_id, fields))
+
+    def iter_all(self, page_size: int = 200) -> AsyncIterator[CrmRecord]:
+        return self._crm.iter_all(page_size)
+
+    async def aclose(self) -> None:
+        await self._crm.aclose()
