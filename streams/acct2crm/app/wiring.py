@@ -15,6 +15,7 @@ from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
+from acct2crm.app.seeding_task import register_seeding
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.rules.change import Action
@@ -22,7 +23,8 @@ from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
-from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState
+from acct2crm.sink.seeding import Seeder
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class Wiring:
     router: ChangeRouter
     applier: CommandApplier
     started: float = field(default_factory=time.time)
+    seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
 
 
 def _producer(topic: faust.TopicT) -> Produce:
@@ -101,31 +104,23 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     )
     cache = CodeCache(topology.code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
+    pace = RateLimiter(settings.crm_rate_limit_per_s)  # one budget: the sink's and seeding's
     engine = SinkEngine(
         crm,
         cache,
         topology.row_to_position,
         retry=retry,
         max_concurrency=settings.crm_max_concurrency,
-        pace=RateLimiter(settings.crm_rate_limit_per_s),
+        pace=pace,
         wait_state=wait_state,
     )
+    seeder = Seeder(settings.tenant, crm, topology.code_to_customer, pace=pace, retry=retry,
+                    page_size=settings.crm_seed_page_size)
+    register_seeding(topology.app, seeder, settings.commands_topic)
 
     async def seed() -> None:
-        """First start: learn every code the CRM holds (paged list), then trust the table."""
-        if cache.seeded:
-            return
-
-        async def load() -> int:
-            n = 0
-            async for record in crm.iter_all():
-                cache.remember(record)
-                n += 1
-            return n
-
-        n = await call_with_retry(load, retry, wait_state)
-        cache.mark_seeded()
-        log.info("CRM-code table seeded with %d CRM customers", n)
+        """Never waits for seeding: until it ends, the sink asks the CRM by code."""
+        seeder.start()
 
     return Wiring(
         outputs=outputs,
@@ -136,4 +131,5 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs),
         applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
+        seeder=seeder,
     )
