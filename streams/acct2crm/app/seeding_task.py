@@ -7,6 +7,8 @@ that partition goes to another worker. Checked once a second.
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 from faust.types import TP
 
@@ -15,21 +17,25 @@ from acct2crm.sink.seeding import Seeder
 CHECK_EVERY_S = 1.0
 
 
-def holds_partition(app: faust.App, topic: str) -> bool:
+def holds_partition(app: Any, topic: str) -> bool:
     """Tables restored, no rebalance under way, and ``topic``'s partition assigned here."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]
-    if app.rebalancing or not recovery.completed.is_set():
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
         return False
     return TP(topic, 0) in app.consumer.assignment()
+
+
+async def check_seeding(app: Any, seeder: Seeder, commands_topic: str) -> None:
+    """Start seeding where this worker holds the partition, stop it where it does not."""
+    try:
+        if holds_partition(app, commands_topic):
+            seeder.start()
+        else:
+            await seeder.stop()
+    except Exception as exc:  # a timer that raises stops for good
+        seeder.progress.reason = f"could not check the partition: {exc}"
 
 
 def register_seeding(app: faust.App, seeder: Seeder, commands_topic: str) -> None:
     @app.timer(interval=CHECK_EVERY_S, name=f"seeding-{seeder.tenant}")  # type: ignore[untyped-decorator]
     async def keep_seeding() -> None:
-        try:
-            if holds_partition(app, commands_topic):
-                seeder.start()
-            else:
-                await seeder.stop()
-        except Exception as exc:  # a timer that raises stops for good
-            seeder.progress.reason = f"could not check the partition: {exc}"
+        await check_seeding(app, seeder, commands_topic)
