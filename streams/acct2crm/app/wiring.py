@@ -23,8 +23,8 @@ from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
-from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState
-from acct2crm.sink.seeding import Seeder
+from acct2crm.sink.pacing import RetryPolicy, WaitState
+from acct2crm.sink.seeding import Seeder, SinkFirstPace
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     )
     cache = CodeCache(topology.code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
-    pace = RateLimiter(settings.crm_rate_limit_per_s)  # one budget: the sink's and seeding's
+    pace = SinkFirstPace(settings.crm_rate_limit_per_s)  # one budget; changes go first
     engine = SinkEngine(
         crm,
         cache,

@@ -36,6 +36,38 @@ log = logging.getLogger(__name__)
 PROGRESS = " seeding"  # the table's bookkeeping entry (no code key starts with a space)
 DEFAULT_PAGE_SIZE = 500  # the reference CRM's largest page (docs/contract.md)
 PERMANENT_PAUSE_S = 60.0  # a page the CRM refused for good is asked again after this
+MAX_GAP_S = 5.0  # the longest pause seeding puts between its own calls after 429s
+
+
+class SinkFirstPace(RateLimiter):
+    """The sink's pacing, shared with seeding, where seeding gives way to changes.
+
+    While calls of the change path wait for their turn, the seeder waits for
+    them to pass (at most ``at_most_s``, so seeding never stops under a steady
+    flow of changes), then takes its own turn.
+    """
+
+    def __init__(self, per_s: float) -> None:
+        super().__init__(per_s)
+        self._sink_waiting = 0
+        self._sink_idle = asyncio.Event()
+        self._sink_idle.set()
+
+    async def wait(self) -> None:
+        self._sink_waiting += 1
+        self._sink_idle.clear()
+        try:
+            await super().wait()
+        finally:
+            self._sink_waiting -= 1
+            if not self._sink_waiting:
+                self._sink_idle.set()
+
+    async def wait_behind_sink(self, at_most_s: float = 1.0) -> None:
+        if self._sink_waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sink_idle.wait(), at_most_s)
+        await super().wait()
 
 
 @dataclass(frozen=True)
@@ -153,6 +185,9 @@ class Seeder:
         self._sleep = sleep
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        # a pause between pages that grows on each 429 and shrinks on each page:
+        # an unpaced seeder would take the whole limit, and changes would meet the 429s
+        self._gap = 0.0
 
     @property
     def running(self) -> bool:
@@ -214,10 +249,17 @@ class Seeder:
     async def _page(self, mark: SeedMark) -> CrmPage:
         """One page, asked again (paced, after Retry-After) until the CRM answers it."""
         async def paced() -> CrmPage:
-            await self._pace.wait()
+            if self._gap:
+                await self._sleep(self._gap)
+            if isinstance(self._pace, SinkFirstPace):
+                await self._pace.wait_behind_sink()
+            else:
+                await self._pace.wait()
             return await self._crm.list_page(mark.next_page, mark.page_size)
 
         def on_retry(exc: CrmError, delay: float) -> None:
+            if exc.status == 429:
+                self._gap = min(max(2 * self._gap, 0.1), MAX_GAP_S)
             self.progress.state, self.progress.reason = "waiting_for_crm", str(exc)
             log.info("seeding %s: page %d refused (%s); asking again in %.1fs",
                      self.tenant, mark.next_page, exc, delay)
@@ -234,6 +276,7 @@ class Seeder:
                 await self._sleep(PERMANENT_PAUSE_S)
                 continue
             self.progress.reason = None
+            self._gap = self._gap * 0.9 if self._gap > 0.01 else 0.0
             return page
 
     async def _run_logged(self) -> None:

@@ -15,7 +15,7 @@ from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy
 from acct2crm.sink.ports import CrmPage
-from acct2crm.sink.seeding import PROGRESS, Seeder, SeedMark
+from acct2crm.sink.seeding import PROGRESS, Seeder, SeedMark, SinkFirstPace
 from acct2crm.status_report import seeding_line
 from tests.support.changes import row
 from tests.support.memory_crm import MemoryCrm
@@ -72,7 +72,10 @@ async def test_a_refused_page_is_asked_again_after_retry_after_never_from_page_o
     seeder = seeder_for(crm, table, pace=pace, sleep=sleeps)
     await seeder.run()
     assert crm.pages_asked() == [1, 2, 3, 4, 4, 4, 5, 6, 7, 8, 9, 10]
-    assert sleeps.asked == [3.0, 3.0]  # the CRM's Retry-After, per page
+    # the CRM's Retry-After, per page; then short pauses of its own, shrinking page by page
+    assert [d for d in sleeps.asked if d >= 1] == [3.0, 3.0]
+    gaps = [d for d in sleeps.asked if d < 1]
+    assert gaps[:2] == [0.1, 0.2] and gaps[2:] == sorted(gaps[2:], reverse=True)
     assert pace.waits == 12  # every call, retries included, goes through the sink's pacing
     cache = CodeCache(table, TENANT)
     assert cache.seeded and every_code_known(crm, cache)
@@ -210,3 +213,40 @@ def test_a_listed_record_without_a_code_is_not_remembered(blank: str) -> None:
     table: dict[str, Any] = {}
     assert not CodeCache(table, TENANT).remember_listed(record, 0)
     assert table == {}
+
+
+async def test_changes_take_the_pace_before_seeding() -> None:
+    pace = SinkFirstPace(50)
+    order: list[str] = []
+
+    async def sink_call(n: int) -> None:
+        await pace.wait()
+        order.append(f"sink{n}")
+
+    async def seeding_call() -> None:
+        await pace.wait_behind_sink()
+        order.append("seed")
+
+    await pace.wait()  # a call just went: the next ones queue
+    sinks = [asyncio.create_task(sink_call(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    seeding = asyncio.create_task(seeding_call())
+    await asyncio.sleep(0)
+    sinks.append(asyncio.create_task(sink_call(3)))  # queued after seeding asked: still first
+    await asyncio.gather(*sinks, seeding)
+    assert order == ["sink0", "sink1", "sink2", "sink3", "seed"]
+
+
+async def test_seeding_never_waits_for_ever_behind_a_steady_flow_of_changes() -> None:
+    pace = SinkFirstPace(1000)
+    stop = asyncio.Event()
+
+    async def steady() -> None:
+        while not stop.is_set():
+            await pace.wait()
+
+    flows = [asyncio.create_task(steady()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(pace.wait_behind_sink(at_most_s=0.2), 2)
+    stop.set()
+    await asyncio.gather(*flows)
