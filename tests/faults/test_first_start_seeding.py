@@ -78,9 +78,11 @@ def worker_child_pid(settings: Settings) -> int:
     return int(state["child_pid"])
 
 
-def test_first_start_seeds_beside_the_changes_and_resumes_after_a_kill() -> None:
+@pytest.mark.parametrize("own_pace", [LIMIT_PER_S, 0], ids=["paced", "unpaced"])
+def test_first_start_seeds_beside_the_changes_and_resumes_after_a_kill(own_pace: int) -> None:
+    """``own_pace``: the worker's own ``crm_rate_limit_per_s`` (0: only the CRM's 429s)."""
     own = OwnStack(TEST_HOME / "first start seeding")
-    settings = Settings(home=own.home, **own.ports, crm_rate_limit_per_s=LIMIT_PER_S,
+    settings = Settings(home=own.home, **own.ports, crm_rate_limit_per_s=own_pace,
                         crm_seed_page_size=PAGE_SIZE)
     tag = unique_tag("S")
     pipe: Pipeline | None = None
