@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     crm_rate_limit_per_s: NonNegativeFloat = 0.0
     crm_retry_base_s: PositiveFloat = 0.2
     crm_retry_cap_s: PositiveFloat = 10.0
+    # CRM customers asked per page when seeding the CRM-code table (first start)
+    crm_seed_page_size: PositiveInt = 500
     refcrm_rate_limit_per_s: NonNegativeInt = 0  # the reference CRM's own limit; 0 = none
     # the reference CRM's /admin/faults, like its --fault-injection flag; never on by default
     refcrm_fault_injection: bool = False

@@ -111,7 +111,7 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     if not isinstance(body, dict):
         return {"state": "unreachable"}
     keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
-            "kafka_waiting", "reading_back", "lost_offsets")
+            "kafka_waiting", "reading_back", "lost_offsets", "seeding")
     return {key: body.get(key) for key in keys}
 
 
@@ -177,6 +177,17 @@ def mask(secret: str) -> str:
     return secret[:2] + "..." + secret[-2:] if len(secret) > 8 else "****"
 
 
+def seeding_line(seeding: Any) -> str:
+    """Seeding the CRM-code table, while it is not done: how far, how fast, why waiting."""
+    if not isinstance(seeding, dict) or seeding.get("state") in (None, "done"):
+        return ""
+    of = f" of {seeding['total']}" if seeding.get("total") is not None else ""
+    line = (f"seeding    {seeding['state']}: {seeding.get('records')}{of} CRM customers, "
+            f"{seeding.get('pages')} pages, {seeding.get('records_per_s')}/s; changes apply "
+            "meanwhile")
+    return line + (f" ({seeding['reason']})" if seeding.get("reason") else "")
+
+
 def as_text(report: dict[str, Any]) -> str:
     """The human form; the CRM token is masked."""
     lines = [
@@ -206,6 +217,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
     elif sync.get("state") == "running":
         lines.append(f"sync       running; scope: {sync.get('scope')}")
+    if seeding_line(sync.get("seeding")):
+        lines.append(seeding_line(sync.get("seeding")))
     for waiting in sync.get("kafka_waiting") or []:
         lines.append(f"sync       WAITING for Kafka: {waiting}")
     if sync.get("reading_back"):

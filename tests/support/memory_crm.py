@@ -17,9 +17,10 @@ import random
 import unicodedata
 from dataclasses import dataclass, field
 
-from acct2crm.errors import CrmConflict, CrmNotFound
+from acct2crm.errors import CrmConflict, CrmNotFound, CrmRetryable
 from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
+from acct2crm.sink.ports import CrmPage
 
 
 def stored_code(code: str) -> str:
@@ -40,6 +41,9 @@ class MemoryCrm:
     calls: list[tuple[str, object]] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     jitter: random.Random | None = None
+    # page number -> how many more times listing it answers 429 with this Retry-After
+    refuse_pages: dict[int, tuple[int, float]] = field(default_factory=dict)
+    tells_total: bool = False  # list pages carry "total", as some CRMs' do
     _next_id: int = 1
 
     async def _yield(self) -> None:
@@ -92,6 +96,27 @@ class MemoryCrm:
         if crm_id not in self.records:
             raise CrmNotFound(f"no customer {crm_id}", status=404)
         return self.records[crm_id]
+
+    async def list_page(self, page: int, page_size: int) -> CrmPage:
+        """Page ``page`` (from 1) of every record by id, as the reference CRM pages."""
+        await self._yield()
+        self.reads += 1
+        self.calls.append(("page", page))
+        times, retry_after = self.refuse_pages.get(page, (0, 0.0))
+        if times > 0:
+            self.refuse_pages[page] = (times - 1, retry_after)
+            raise CrmRetryable("CRM answered 429", status=429, retry_after=retry_after)
+        ordered = [self.records[i] for i in sorted(self.records)]
+        start = (page - 1) * page_size
+        more = len(ordered) > start + page_size
+        return CrmPage(
+            items=ordered[start:start + page_size],
+            next_page=page + 1 if more else None,
+            total=len(ordered) if self.tells_total else None,
+        )
+
+    def pages_asked(self) -> list[int]:
+        return [int(str(arg)) for kind, arg in self.calls if kind == "page"]
 
     async def create(self, fields: Fields) -> CrmRecord:
         await self._yield()

@@ -22,6 +22,7 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "counts_since_start": dict(wiring.outputs.counts),
         "started_at": wiring.started,
         "seeded": wiring.cache.seeded,
+        "seeding": wiring.seeder.status() if wiring.seeder else None,
         # records the broker has not acknowledged yet; their offsets wait
         "kafka_waiting": [d.state.reason for d in wiring.deliveries if d.state.reason],
         # a gap in a topic not read back yet (retried), and offsets found deleted

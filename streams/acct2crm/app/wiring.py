@@ -11,11 +11,11 @@ from typing import Any
 
 import faust
 
-from acct2crm import metrics
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
+from acct2crm.app.seeding_task import register_seeding
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.crm.instrumented import InstrumentedCrm
@@ -24,7 +24,8 @@ from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
-from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+from acct2crm.sink.pacing import RetryPolicy, WaitState
+from acct2crm.sink.seeding import Seeder, SinkFirstPace
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Wiring:
     router: ChangeRouter
     applier: CommandApplier
     started: float = field(default_factory=time.time)
+    seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
 
 
 def _producer(topic: faust.TopicT) -> Produce:
@@ -103,34 +105,23 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     ), settings.tenant)
     cache = CodeCache(topology.code_to_customer, settings.tenant)
     retry = RetryPolicy(settings.crm_retry_base_s, settings.crm_retry_cap_s)
+    pace = SinkFirstPace(settings.crm_rate_limit_per_s)  # one budget; changes go first
     engine = SinkEngine(
         crm,
         cache,
         topology.row_to_position,
         retry=retry,
         max_concurrency=settings.crm_max_concurrency,
-        pace=RateLimiter(settings.crm_rate_limit_per_s),
+        pace=pace,
         wait_state=wait_state,
     )
+    seeder = Seeder(settings.tenant, crm, topology.code_to_customer, pace=pace, retry=retry,
+                    page_size=settings.crm_seed_page_size)
+    register_seeding(topology.app, seeder, settings.commands_topic)
 
     async def seed() -> None:
-        """First start: learn every code the CRM holds (paged list), then trust the table."""
-        if cache.seeded:
-            metrics.seed_progress(settings.tenant, 0, done=True)
-            return
-
-        async def load() -> int:
-            n = 0
-            async for record in crm.iter_all():
-                cache.remember(record)
-                n += 1
-                metrics.seed_progress(settings.tenant, n)
-            return n
-
-        n = await call_with_retry(load, retry, wait_state)
-        cache.mark_seeded()
-        metrics.seed_progress(settings.tenant, n, done=True)
-        log.info("CRM-code table seeded with %d CRM customers", n)
+        """Never waits for seeding: until it ends, the sink asks the CRM by code."""
+        seeder.start()
 
     return Wiring(
         outputs=outputs,
@@ -141,4 +132,5 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs),
         applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
+        seeder=seeder,
     )

@@ -26,6 +26,7 @@ from acct2crm.errors import (
 from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
 from acct2crm.rules.codes import code_key
+from acct2crm.sink.ports import CrmPage
 
 
 class CrmClient:
@@ -90,6 +91,18 @@ class CrmClient:
                 yield record_from_json(item)
             next_page = body.get("next_page")
             page = next_page if isinstance(next_page, int) else None
+
+    async def list_page(self, page: int, page_size: int) -> CrmPage:
+        """Page ``page`` (from 1) of every CRM customer: one call (seeding, resumable)."""
+        body = await self._read(
+            "GET", "/api/customers", params={"page": page, "page_size": page_size}, listing=True
+        )
+        next_page, total = body.get("next_page"), body.get("total")
+        return CrmPage(
+            items=[record_from_json(item) for item in body.get("items", [])],
+            next_page=next_page if isinstance(next_page, int) else None,
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
 
     async def _list(self, params: dict[str, str]) -> list[CrmRecord]:
         body = await self._read("GET", "/api/customers", params=params, listing=True)

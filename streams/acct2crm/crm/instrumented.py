@@ -9,6 +9,7 @@ from typing import TypeVar
 from acct2crm import metrics
 from acct2crm.crm.client import CrmClient
 from acct2crm.model.crm import CrmRecord, Fields
+from acct2crm.sink.ports import CrmPage
 
 T = TypeVar("T")
 
@@ -47,6 +48,9 @@ class InstrumentedCrm:
 
     async def patch(self, crm_id: int, fields: Fields) -> CrmRecord:
         return await self._timed("patch", lambda: self._crm.patch(crm_id, fields))
+
+    async def list_page(self, page: int, page_size: int) -> CrmPage:
+        return await self._timed("list_page", lambda: self._crm.list_page(page, page_size))
 
     def iter_all(self, page_size: int = 200) -> AsyncIterator[CrmRecord]:
         return self._crm.iter_all(page_size)

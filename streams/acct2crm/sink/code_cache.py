@@ -52,6 +52,32 @@ class CodeCache:
             record.id, dict(record.fields), record.external_ref, absent=False
         )
 
+    def remember_listed(self, record: CrmRecord, asked_at_ms: int) -> bool:
+        """A record from a page of the CRM's list asked at ``asked_at_ms``.
+
+        Kept unless the table heard of that code since the page was asked (a
+        write or look-up of the change path): the newer word stays. False if
+        skipped.
+        """
+        if not record.code.strip():
+            return False
+        key = self._key(code_key(record.code))
+        current = self._table.get(key)
+        if current and int(current.get("seen_at") or 0) >= asked_at_ms:
+            return False
+        self._table[key] = _entry(
+            record.id, dict(record.fields), record.external_ref, absent=False
+        )
+        return True
+
+    def note(self, name: str) -> dict[str, Any] | None:
+        """A bookkeeping entry (its name starts with a space, as no code key does)."""
+        value = self._table.get(self._key(name))
+        return dict(value) if value else None
+
+    def write_note(self, name: str, number: int | None, fields: dict[str, str | None]) -> None:
+        self._table[self._key(name)] = _entry(number, fields, None, absent=False)
+
     def remember_absent(self, key: str) -> None:
         if self.seeded:
             self._table.pop(self._key(key), None)
@@ -62,6 +88,9 @@ class CodeCache:
         """A record moved away from ``key`` (rename): drop the stale entry."""
         value = self._table.get(self._key(key))
         if value and not value.get("absent") and value.get("id") == crm_id:
+            self.remember_absent(key)
+        elif value is None and not self.seeded:
+            # seeding may still bring an older page naming the record there
             self.remember_absent(key)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from acct2crm.model.crm import CrmRecord, Fields
@@ -17,3 +18,18 @@ class CrmPort(Protocol):
     async def create(self, fields: Fields) -> CrmRecord: ...
 
     async def patch(self, crm_id: int, fields: Fields) -> CrmRecord: ...
+
+
+@dataclass(frozen=True)
+class CrmPage:
+    """One page of the CRM's customer list; ``total`` only if the CRM tells."""
+
+    items: list[CrmRecord]
+    next_page: int | None
+    total: int | None = None
+
+
+class CrmPages(Protocol):
+    """What the seeder needs: the CRM's list, one page per call."""
+
+    async def list_page(self, page: int, page_size: int) -> CrmPage: ...

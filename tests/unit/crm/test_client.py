@@ -116,6 +116,28 @@ async def test_iter_all_follows_next_page_until_there_is_none() -> None:
     assert ids == [1, 2]
 
 
+async def test_list_page_is_one_call_with_its_next_page_and_total() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.params["page"] == "3":
+            return httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow"})
+        body: dict[str, Any] = {"items": [{**RECORD, "id": 41}], "next_page": 5}
+        if request.url.params["page"] == "4":
+            body["total"] = 900
+        return httpx.Response(200, json=body)
+
+    client = client_for(handler)
+    page = await client.list_page(4, 250)
+    assert [r.id for r in page.items] == [41] and (page.next_page, page.total) == (5, 900)
+    assert dict(seen[0].url.params) == {"page": "4", "page_size": "250"}
+    assert (await client.list_page(5, 250)).total is None  # not every CRM tells
+    with pytest.raises(CrmRetryable) as refused:  # the seeder asks this page again, alone
+        await client.list_page(3, 250)
+    assert refused.value.retry_after == 2.0 and len(seen) == 3
+
+
 @pytest.mark.parametrize("body", [[RECORD], "text", {"code": "KH001"}])
 async def test_a_2xx_without_a_usable_record_is_retryable(body: Any) -> None:
     with pytest.raises(CrmRetryable):
