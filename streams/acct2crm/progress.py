@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import read_table
+from acct2crm.kafka_security import client_config
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
@@ -36,8 +37,7 @@ class SyncProgress:
 
 def _consumer(settings: Settings, group: str | None = None) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
+        client_config(settings) | {
             "group.id": group or f"acct2crm-status-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "socket.timeout.ms": 5000,

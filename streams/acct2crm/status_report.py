@@ -2,8 +2,9 @@
 
 The JSON form is a contract (docs/contract.md): the endpoint keys, ``services``
 with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
-``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
-worker's own word: running, or waiting for the CRM and why). ``crm_token`` is
+``counts``; acct2crm adds ``connector``, ``last_failures``, ``sync`` (the
+worker's own word: running, or waiting for the CRM and why) and ``kafka_error``
+(credentials or TLS refused, or no answer: said within seconds, never a hang). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs. ``postgres_dsn``
 connects as printed on the local stack (its well-known local password
@@ -23,6 +24,7 @@ from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.connect.operations import state_of
 from acct2crm.errors import Acct2CrmError
+from acct2crm.kafka_check import check_kafka
 from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
 from acct2crm.progress import sync_progress
@@ -110,7 +112,9 @@ def worker_view(settings: Settings) -> dict[str, Any]:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    lag, counts, failures = progress(settings)
+    # a refused login or TLS failure is said in seconds, and progress is not read through it
+    kafka_problem = check_kafka(settings, timeout_s=5.0)
+    lag, counts, failures = progress(settings) if kafka_problem is None else (-1, {}, [])
     sync = worker_view(settings)
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
@@ -127,6 +131,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "counts": counts,
         "last_failures": failures,
         "sync": sync,
+        "kafka_error": None if kafka_problem is None else kafka_problem.message,
     }
 
 
@@ -171,6 +176,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for Kafka: {waiting}")
     if sync.get("reading_back"):
         lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    if report.get("kafka_error"):
+        lines.append(f"KAFKA      {report['kafka_error']}")
     for lost in sync.get("lost_offsets") or []:
         lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):

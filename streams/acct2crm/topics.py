@@ -12,6 +12,7 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
+from acct2crm.kafka_security import topic_config
 from acct2crm.settings import Settings
 
 
@@ -32,7 +33,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=1, replication_factor=1) for name in missing],
+        [
+            NewTopic(
+                name, num_partitions=1, replication_factor=settings.kafka_replication_factor,
+                config=topic_config(settings),
+            )
+            for name in missing
+        ],
         request_timeout=timeout_s,
     )
     for name, future in futures.items():

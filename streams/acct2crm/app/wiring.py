@@ -17,6 +17,7 @@ from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
+from acct2crm.kafka_security import aiokafka_options
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -81,7 +82,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     deliveries = (Delivery("route_changes"), Delivery("apply_commands"))
     counts: dict[str, int] = {}
     outputs = _outputs(settings, topology, deliveries[0], counts)
-    reader = RangeReader(settings.kafka_bootstrap)
+    reader = RangeReader(settings.kafka_bootstrap, security=aiokafka_options(settings))
     ledger_delivery = Delivery("offset_ledger")
     ledger = OffsetLedger(
         topology.topic_offsets,

@@ -37,6 +37,8 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
         "topic_prefix": settings.topic_prefix,
         "tenant": settings.tenant,
         "secrets_file": str(settings.connect_secrets_file),
+        "kafka_replication_factor": str(settings.kafka_replication_factor),
+        "kafka_min_insync_replicas": str(settings.kafka_min_insync_replicas),
     }
 
 
