@@ -75,6 +75,7 @@ def check_kafka(settings: Settings, timeout_s: float = 10.0) -> KafkaProblem | N
                 return None
         except KafkaException as exc:
             last = str(exc.args[0].str() if exc.args else exc)
+        admin.poll(0.2)  # serves error_cb: only there does librdkafka say why
         kind = classify(seen)
         if kind in CONFIG_KINDS:  # no point waiting out the deadline
             return KafkaProblem(kind, problem_text(kind, settings, seen[-1].str()))

@@ -140,14 +140,23 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not uses_tls(settings):
         return None
     cafile = settings.kafka_ssl_ca_file
-    context = ssl.create_default_context(
-        cafile=_readable("kafka_ssl_ca_file", cafile) if cafile is not None else None
-    )
-    if settings.kafka_ssl_cert_file is not None and settings.kafka_ssl_key_file is not None:
-        context.load_cert_chain(
-            _readable("kafka_ssl_cert_file", settings.kafka_ssl_cert_file),
-            _readable("kafka_ssl_key_file", settings.kafka_ssl_key_file),
+    try:
+        context = ssl.create_default_context(
+            cafile=_readable("kafka_ssl_ca_file", cafile) if cafile is not None else None
         )
+    except ssl.SSLError as exc:
+        raise ConfigError(f"kafka_ssl_ca_file {cafile} holds no usable PEM CA: {exc}") from exc
+    cert, key = settings.kafka_ssl_cert_file, settings.kafka_ssl_key_file
+    if cert is not None and key is not None:
+        try:
+            context.load_cert_chain(
+                _readable("kafka_ssl_cert_file", cert), _readable("kafka_ssl_key_file", key)
+            )
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"kafka_ssl_cert_file {cert} / kafka_ssl_key_file {key}: not a usable PEM "
+                f"certificate and unencrypted key: {exc}"
+            ) from exc
     return context
 
 

@@ -70,7 +70,7 @@ def _postgres_answers(settings: Settings) -> bool:
 def _kafka_answers(settings: Settings) -> bool:
     try:
         return bool(admin_client(settings).list_topics(timeout=3).brokers)
-    except KafkaException:
+    except (KafkaException, Acct2CrmError):  # e.g. a CA file that is missing
         return False
 
 
