@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
 STATUS_KEYS = {
     "postgres_dsn", "kafka_bootstrap", "connect_url", "crm_url", "crm_token", "status_url",
-    "services", "lag", "counts", "connector", "last_failures", "sync",
+    "services", "lag", "counts", "connector", "last_failures", "sync", "kafka_error",
 }
 
 

@@ -208,3 +208,13 @@ def test_kafka_problems_are_classified_by_code_before_text() -> None:
     assert classify([refused, auth]) == "auth"
     tls = KafkaError(KafkaError._SSL, "SSL handshake failed: certificate verify failed")
     assert classify([tls]) == "tls"
+
+
+def test_the_managed_kafka_example_is_a_valid_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "managed-kafka.example.toml"
+    monkeypatch.setenv("ACCT2CRM_CONFIG", str(example))
+    settings = Settings()
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+    assert settings.configured("kafka_bootstrap")
