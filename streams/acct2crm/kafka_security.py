@@ -206,7 +206,7 @@ def connect_client_properties(settings: Settings) -> dict[str, str]:
         reference = _connect_secret(settings, CONNECT_PASSWORD_KEY)
         props["sasl.mechanism"] = settings.kafka_sasl_mechanism
         props["sasl.jaas.config"] = (
-            f'{module} required username="{settings.kafka_sasl_username}" '
+            f'{module} required username="{jaas_quoted(settings.kafka_sasl_username or "")}" '
             f'password="{reference}";'
         )
     if uses_tls(settings):
@@ -219,6 +219,11 @@ def connect_client_properties(settings: Settings) -> dict[str, str]:
             props["ssl.keystore.key"] = _connect_secret(settings, CONNECT_KEY_KEY)
             props["ssl.keystore.certificate.chain"] = _connect_secret(settings, CONNECT_CHAIN_KEY)
     return props
+
+
+def jaas_quoted(value: str) -> str:
+    """``value`` as it must sit between the double quotes of a JAAS option."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _connect_secret(settings: Settings, key: str) -> str:
@@ -246,7 +251,7 @@ def connect_secret_values(settings: Settings) -> dict[str, str]:
     """What the Connect secrets file must hold for the properties above."""
     values = {}
     if uses_sasl(settings):
-        values[CONNECT_PASSWORD_KEY] = sasl_password(settings)
+        values[CONNECT_PASSWORD_KEY] = jaas_quoted(sasl_password(settings))
     if uses_tls(settings) and settings.kafka_ssl_cert_file and settings.kafka_ssl_key_file:
         key = Path(_readable("kafka_ssl_key_file", settings.kafka_ssl_key_file)).read_text()
         chain = Path(_readable("kafka_ssl_cert_file", settings.kafka_ssl_cert_file)).read_text()

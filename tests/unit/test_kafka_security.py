@@ -218,3 +218,10 @@ def test_the_managed_kafka_example_is_a_valid_config(monkeypatch: pytest.MonkeyP
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
     assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
     assert settings.configured("kafka_bootstrap")
+
+
+def test_a_password_with_quotes_survives_jaas_quoting(tmp_path: Path) -> None:
+    settings = _secured(tmp_path, kafka_sasl_password='a"b\\c')
+    # read back by Connect as JAAS: \" is a quote and \\ a backslash inside "..."
+    assert secret_values(settings)["kafka_sasl_password"] == 'a\\"b\\\\c'
+    assert client_config(settings)["sasl.password"] == 'a"b\\c'  # librdkafka takes it as is
