@@ -33,14 +33,19 @@ class KafkaProblem:
 
 
 def classify(errors: list[KafkaError]) -> Kind:
-    """The kind of the worst error seen (pure)."""
-    # by code first; the text only for what librdkafka reports under a generic code
-    # (a refused TCP connect to a sasl_ssl:// address names "sasl" and "ssl" too)
+    """The kind of the worst error seen (pure). Only what the broker or the certificate
+    check said for certain counts: a connection dropped mid-handshake on a loaded
+    machine is "unreachable" (worth waiting for), never "wrong credentials"."""
+    # by code, then the words: a refused TCP connect to a sasl_ssl:// address names
+    # "sasl" and "ssl" too, and a timed-out handshake is reported as an SSL error
     texts = [str(error.str()).lower() for error in errors]
     codes = {error.code() for error in errors}
-    if KafkaError._AUTHENTICATION in codes or any("authentication" in t for t in texts):
+    refused = ("authentication failed", "invalid credentials", "unsupported sasl mechanism",
+               "illegal sasl state")
+    if KafkaError._AUTHENTICATION in codes and any(w in t for t in texts for w in refused):
         return "auth"
-    if KafkaError._SSL in codes or any("handshake" in t or "certificate" in t for t in texts):
+    if any("certificate verify failed" in t or "unknown ca" in t or "bad certificate" in t
+           or "certificate required" in t for t in texts):
         return "tls"
     return "unreachable"
 

@@ -22,8 +22,10 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from confluent_kafka.admin import ConfigResource, ConfigSource  # type: ignore[attr-defined]
 
 from acct2crm.kafka_check import check_kafka
+from acct2crm.kafka_io import admin_client
 from acct2crm.progress import code_history
 from acct2crm.settings import Settings
 from tests.support.own_stack import OwnStack
@@ -72,7 +74,10 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
     own.extra_env.update(_security_env(own, _password_file(folder, "password", PASSWORD)))
     try:
         done = own.cli("up", timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
+        log = own.home / "logs" / "worker.log"
+        said = [line for line in log.read_text().splitlines() if "acct2crm:" in line] \
+            if log.exists() else []
+        assert done.returncode == 0, done.stdout + done.stderr + "\n".join(said[-5:])
         yield own
     finally:
         own.clean_up()
@@ -162,3 +167,33 @@ def test_a_wrong_password_is_said_plainly_and_quickly(
     assert "refused the credentials" in worker.stderr, worker.stderr[-2000:]
     assert WRONG not in worker.stdout + worker.stderr
     assert took < 60, f"the worker took {took:.0f}s to fail"
+
+
+def test_every_topic_the_project_created_carries_its_durability_settings(
+    secured: OwnStack,
+) -> None:
+    """Topic creation by acct2crm, Faust (changelogs), Connect (its own topics) and
+    Debezium (its heartbeat topic) all set min.insync.replicas on the topic itself."""
+    settings = _settings(secured, Path(secured.extra_env["ACCT2CRM_KAFKA_SASL_PASSWORD_FILE"]))
+    admin = admin_client(settings)
+    topics = set(admin.list_topics(timeout=30).topics)
+    prefix = settings.topic_prefix
+    expected = {
+        settings.change_topic, settings.commands_topic, settings.results_topic,
+        settings.dlq_topic, "acct2crm-code_to_customer-changelog",
+        "acct2crm-row_to_position-changelog", "acct2crm-topic_offsets-changelog",
+        f"{prefix}-connect-configs", f"{prefix}-connect-offsets", f"{prefix}-connect-status",
+    }
+    assert expected <= topics, expected - topics
+    heartbeat = {name for name in topics if name.startswith("__debezium-heartbeat")}
+    checked = sorted(expected | heartbeat)
+    futures = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, name) for name in checked]
+    )
+    unset = []
+    for resource, future in futures.items():
+        entry = future.result(timeout=30)["min.insync.replicas"]
+        # set on the topic when it was created, not inherited from the broker
+        if entry.source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value:
+            unset.append(resource.name)
+    assert unset == []

@@ -204,10 +204,20 @@ def test_kafka_problems_are_classified_by_code_before_text() -> None:
     refused = KafkaError(KafkaError._TRANSPORT,
                          "sasl_ssl://127.0.0.1:1/bootstrap: Connect failed: Connection refused")
     assert classify([refused]) == "unreachable"
-    auth = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication error: invalid credentials")
+    auth = KafkaError(
+        KafkaError._AUTHENTICATION,
+        "SASL authentication error: Authentication failed during authentication due to "
+        "invalid credentials with SASL mechanism SCRAM-SHA-512",
+    )
     assert classify([refused, auth]) == "auth"
-    tls = KafkaError(KafkaError._SSL, "SSL handshake failed: certificate verify failed")
+    tls = KafkaError(KafkaError._SSL, "SSL handshake failed: error:0A000086:SSL routines::"
+                     "certificate verify failed: broker certificate could not be verified")
     assert classify([tls]) == "tls"
+    # a loaded machine: the handshake dropped or timed out says nothing about settings
+    dropped = KafkaError(KafkaError._SSL, "SSL handshake failed: Disconnected: connecting "
+                         "to a PLAINTEXT broker listener?")
+    slow = KafkaError(KafkaError._AUTHENTICATION, "SASL authentication timed out")
+    assert classify([dropped, slow]) == "unreachable"
 
 
 def test_the_managed_kafka_example_is_a_valid_config(monkeypatch: pytest.MonkeyPatch) -> None:
