@@ -1,7 +1,9 @@
 """The local Kafka: one KRaft node that is both broker and controller.
 
 Everything is sized for one machine: one partition per topic by default,
-replication factor 1 for every internal topic, loopback listeners only.
+replication factor 1 for every internal topic, loopback listeners only
+(PLAINTEXT, plus SASL_SSL with SCRAM when ``kafka_sasl_ssl_port`` is set:
+see kafka_tls.py).
 """
 
 from __future__ import annotations
