@@ -155,6 +155,7 @@ def test_a_wrong_password_is_said_plainly_and_quickly(
     assert f"SCRAM-SHA-512 as user '{USER}'" in found["kafka_error"]
     assert found["lag"] == -1
     assert took < 45, f"status took {took:.0f}s"
+    print(f"status with a wrong password: {took:.1f}s")
     assert WRONG not in report.stdout + report.stderr
 
     text = wrong.cli("status", timeout=120)
@@ -167,6 +168,7 @@ def test_a_wrong_password_is_said_plainly_and_quickly(
     assert "refused the credentials" in worker.stderr, worker.stderr[-2000:]
     assert WRONG not in worker.stdout + worker.stderr
     assert took < 60, f"the worker took {took:.0f}s to fail"
+    print(f"worker with a wrong password failed after {took:.1f}s")
 
 
 def test_every_topic_the_project_created_carries_its_durability_settings(
