@@ -55,6 +55,7 @@ from psycopg.rows import dict_row
 from testcontainers.compose import DockerCompose
 
 from acct2crm import status_report as report
+from acct2crm.kafka_security import client_config
 from acct2crm.settings import Settings, get_settings, reset_settings
 from devstack import lifecycle
 from tests.support.sync import Pipeline
@@ -347,8 +348,7 @@ class ChangeTopicReader:
         self.settings = settings
         self.topic = settings.change_topic
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
+            client_config(settings) | {
                 "group.id": f"acct2crm-test-{secrets.token_hex(4)}",
                 "enable.auto.commit": False,
                 "log_level": 3,

@@ -1,7 +1,9 @@
 """The local Kafka: one KRaft node that is both broker and controller.
 
 Everything is sized for one machine: one partition per topic by default,
-replication factor 1 for every internal topic, loopback listeners only.
+replication factor 1 for every internal topic, loopback listeners only
+(PLAINTEXT, plus SASL_SSL with SCRAM when ``kafka_sasl_ssl_port`` is set:
+see kafka_tls.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import PurePath
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
 from acct2crm.settings import Settings
-from devstack import safe_fs
+from devstack import kafka_tls, safe_fs
 from devstack.java import java_command
 from devstack.paths import StackPaths
 from devstack.processes import find_by_cwd, port_open, spawn, write_pid
@@ -30,15 +32,21 @@ def server_properties(settings: Settings, paths: StackPaths) -> str:
     """The broker's configuration (pure: same settings, same text)."""
     broker = f"127.0.0.1:{settings.kafka_port}"
     controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    # kafka_sasl_ssl_port: a second listener, SASL_SSL with SCRAM (kafka_tls.py)
+    secured = (
+        f",{kafka_tls.LISTENER}://127.0.0.1:{settings.kafka_sasl_ssl_port}"
+        if settings.kafka_sasl_ssl_port is not None else ""
+    )
+    secured_map = f",{kafka_tls.LISTENER}:{kafka_tls.LISTENER}" if secured else ""
     lines = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": controller,
-        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
-        "advertised.listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}{secured}",
+        "advertised.listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}{secured}",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" + secured_map,
         "log.dirs": str(paths.kafka_data),
         "num.partitions": "1",
         "default.replication.factor": "1",
@@ -56,6 +64,7 @@ def server_properties(settings: Settings, paths: StackPaths) -> str:
         "num.io.threads": "2",
         "num.recovery.threads.per.data.dir": "1",
         "log.retention.hours": "168",
+        **kafka_tls.listener_properties(settings, paths),
     }
     header = "# written by acct2crm up; edits are overwritten\n"
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())
@@ -72,6 +81,8 @@ def new_cluster_id() -> str:
 def prepare(settings: Settings, paths: StackPaths) -> None:
     """Write the configuration; format the storage once (KRaft, standalone)."""
     safe_fs.ensure_dir(paths.home, PurePath("kafka"))
+    if settings.kafka_sasl_ssl_port is not None:
+        kafka_tls.ensure_certificates(paths)
     safe_fs.write_file(paths.home, PurePath("kafka", paths.kafka_config.name),
                        server_properties(settings, paths))
     if (paths.kafka_data / "meta.properties").exists():
@@ -79,6 +90,7 @@ def prepare(settings: Settings, paths: StackPaths) -> None:
     argv = java_command(
         settings, paths, FORMAT_TOOL, "format", "--standalone",
         "-t", new_cluster_id(), "-c", str(paths.kafka_config),
+        *kafka_tls.format_arguments(settings),
     )
     try:
         done = subprocess.run(

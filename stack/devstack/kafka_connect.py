@@ -7,6 +7,7 @@ from pathlib import PurePath
 
 import httpx
 
+from acct2crm.kafka_security import connect_topic_settings, connect_worker_properties
 from acct2crm.settings import Settings
 from devstack import safe_fs
 from devstack.java import java_command
@@ -27,12 +28,9 @@ def worker_properties(settings: Settings, paths: StackPaths) -> str:
         "key.converter.schemas.enable": "false",
         "value.converter.schemas.enable": "false",
         "config.storage.topic": f"{settings.topic_prefix}-connect-configs",
-        "config.storage.replication.factor": "1",
         "offset.storage.topic": f"{settings.topic_prefix}-connect-offsets",
-        "offset.storage.replication.factor": "1",
         "offset.storage.partitions": "1",
         "status.storage.topic": f"{settings.topic_prefix}-connect-status",
-        "status.storage.replication.factor": "1",
         "status.storage.partitions": "1",
         "offset.flush.interval.ms": "5000",
         "listeners": f"http://127.0.0.1:{settings.connect_port}",
@@ -44,6 +42,9 @@ def worker_properties(settings: Settings, paths: StackPaths) -> str:
         "config.providers": "file",
         "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
         "config.providers.file.param.allowed.paths": str(paths.secrets_dir),
+        # replication of Connect's topics; TLS/SASL for the worker and its connectors' clients
+        **connect_topic_settings(settings),
+        **connect_worker_properties(settings),
     }
     header = "# written by acct2crm up; edits are overwritten\n"
     return header + "".join(f"{key}={value}\n" for key, value in lines.items())

@@ -45,6 +45,10 @@ def collect(settings: Settings) -> dict[str, Any]:
         source, detail = where[name]
         if source == "default" and name in DERIVED_ENDPOINTS:
             detail = f"from {_DERIVED_FROM[name]}"
+            if name == "kafka_bootstrap" and settings.kafka_bootstrap.endswith(
+                f":{settings.kafka_sasl_ssl_port}"
+            ):
+                detail = "from kafka_sasl_ssl_port"  # the local SASL_SSL listener
         value = getattr(settings, name)
         rows[name] = {
             "value": _shown(value),

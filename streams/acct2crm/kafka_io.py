@@ -10,19 +10,18 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from acct2crm.errors import DecodeError, StackError
+from acct2crm.kafka_security import client_config
 from acct2crm.records.avro import avro_type
 from acct2crm.settings import Settings
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
-    )
+    return Producer(client_config(settings, acks="all", **{"enable.idempotence": True}))
 
 
 def admin_client(settings: Settings) -> AdminClient:
     # log_level 3 keeps librdkafka's connection-refused chatter off stderr
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 3})
+    return AdminClient(client_config(settings, log_level=3))
 
 
 def flush(p: Producer, timeout_s: float = 30.0) -> None:
@@ -32,13 +31,9 @@ def flush(p: Producer, timeout_s: float = 30.0) -> None:
 
 def consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "log_level": 0,
-            **extra,
-        }
+        client_config(
+            settings, **{"group.id": group, "enable.auto.commit": False, "log_level": 0, **extra}
+        )
     )
 
 

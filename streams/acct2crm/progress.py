@@ -22,6 +22,7 @@ from confluent_kafka import (
 
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import read_table
+from acct2crm.kafka_security import client_config
 from acct2crm.model.keys import offset_key
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
@@ -42,8 +43,7 @@ class SyncProgress:
 
 def _consumer(settings: Settings, group: str | None = None) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
+        client_config(settings) | {
             "group.id": group or f"acct2crm-status-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "socket.timeout.ms": 5000,

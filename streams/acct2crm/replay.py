@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import consumer, flush, producer, read_range, read_table
+from acct2crm.kafka_security import client_config
 from acct2crm.model.keys import offset_key, row_key
 from acct2crm.records.avro import avro_type
 from acct2crm.rules.change import Position
@@ -99,7 +100,7 @@ def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
 
 
 def worker_group_active(settings: Settings) -> bool:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings))
     try:
         [future] = admin.describe_consumer_groups([WORKER_GROUP]).values()
         description = future.result(timeout=10)

@@ -18,9 +18,10 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import quote, urlsplit
 
+import pydantic
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -85,7 +86,24 @@ class Settings(BaseSettings):
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
     kafka_port: Port = 59092
     kafka_controller_port: Port = 59093
+    # TLS/SASL for every Kafka client (kafka_security.py); PLAINTEXT on the local stack
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None  # first line is the password
+    kafka_ssl_ca_file: Path | None = None  # PEM; unset = the system's trusted CAs
+    kafka_ssl_cert_file: Path | None = None  # PEM client certificate (mutual TLS)
+    kafka_ssl_key_file: Path | None = None  # its PEM private key, unencrypted
+    # every topic the project creates (its own, Faust's changelogs, Connect's, Debezium's)
+    kafka_replication_factor: PositiveInt = 1
+    kafka_min_insync_replicas: PositiveInt = 1
+    # local stack only: a SASL_SSL (SCRAM) listener on this port beside PLAINTEXT
+    kafka_sasl_ssl_port: Port | None = None
     # host:port[,host:port...]; unset = the local broker on kafka_port
+    # (on kafka_sasl_ssl_port when that is set and the protocol is SASL_SSL)
     kafka_bootstrap: str = Field(default=None, validate_default=True)
     connect_port: Port = 58083
     # the local Connect's Prometheus JMX exporter (Debezium and Connect metrics), /metrics
@@ -173,7 +191,12 @@ class Settings(BaseSettings):
     @classmethod
     def _kafka_bootstrap(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
-            return f"127.0.0.1:{info.data.get('kafka_port', 0)}"
+            port = info.data.get("kafka_port", 0)
+            if info.data.get("kafka_sasl_ssl_port") and (
+                info.data.get("kafka_security_protocol") == "SASL_SSL"
+            ):
+                port = info.data["kafka_sasl_ssl_port"]
+            return f"127.0.0.1:{port}"
         if not isinstance(value, str):
             return value
         for server in value.split(","):
@@ -203,6 +226,13 @@ class Settings(BaseSettings):
                 "allowed: an http:// or https:// URL with a host (e.g. https://crm.example.com)"
             )
         return value.rstrip("/")
+
+    @pydantic.model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        from acct2crm.kafka_security import check  # noqa: PLC0415 - it imports this module
+
+        check(self)
+        return self
 
     # derived endpoints ----------------------------------------------------
     def configured(self, name: str) -> bool:
@@ -353,7 +383,9 @@ def describe_errors(exc: ValidationError, given: dict[str, Any]) -> str:
             )
             continue
         field = Settings.model_fields.get(key)
-        secret = field is not None and field.annotation is SecretStr
+        secret = field is not None and (
+            field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+        )
         shown = "" if secret else f" = {error.get('input')!r}"
         reason = str(error["msg"]).removeprefix("Value error, ")
         problems.append(f"{key}{shown} {where}: {reason}")

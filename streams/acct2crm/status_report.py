@@ -2,7 +2,9 @@
 
 The JSON form is a contract (docs/contract.md): the endpoint keys, ``services``
 with ``{state, pid}`` for postgres, kafka, connect, crm and worker, ``lag`` and
-``counts``; acct2crm adds ``connector``, ``last_failures`` and ``sync`` (the
+``counts``; acct2crm adds ``connector``, ``last_failures``, ``kafka_error``
+(credentials or TLS refused, or no answer: said within seconds, never a hang)
+and ``sync`` (the
 worker's own word: running, or waiting for the CRM and why), ``source`` (the
 accounting database's identity, replication slot and Debezium heartbeat) and
 ``warnings`` (a source reset, a lost slot, a silent Connect, queued changes
@@ -27,6 +29,7 @@ from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.connect.operations import state_of
 from acct2crm.errors import Acct2CrmError
+from acct2crm.kafka_check import check_kafka
 from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
 from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
@@ -74,7 +77,7 @@ def _postgres_answers(settings: Settings) -> bool:
 def _kafka_answers(settings: Settings) -> bool:
     try:
         return bool(admin_client(settings).list_topics(timeout=3).brokers)
-    except KafkaException:
+    except (KafkaException, Acct2CrmError):  # e.g. a CA file that is missing
         return False
 
 
@@ -146,7 +149,9 @@ def retention_warnings(settings: Settings) -> list[str]:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    lag, counts, failures = progress(settings)
+    # a refused login or TLS failure is said in seconds, and progress is not read through it
+    kafka_problem = check_kafka(settings, timeout_s=5.0)
+    lag, counts, failures = progress(settings) if kafka_problem is None else (-1, {}, [])
     sync = worker_view(settings)
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
@@ -166,6 +171,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "sync": sync,
         "source": source,
         "warnings": [*source.get("warnings", []), *retention_warnings(settings)],
+        "kafka_error": None if kafka_problem is None else kafka_problem.message,
     }
 
 
@@ -223,6 +229,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for Kafka: {waiting}")
     if sync.get("reading_back"):
         lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    if report.get("kafka_error"):
+        lines.append(f"KAFKA      {report['kafka_error']}")
     for lost in sync.get("lost_offsets") or []:
         lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):

@@ -23,6 +23,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
+from acct2crm.kafka_security import topic_config as durability_config
 from acct2crm.settings import Settings
 
 RETENTION_MS = "retention.ms"
@@ -39,7 +40,7 @@ def project_topics(settings: Settings) -> list[str]:
 
 def topic_config(settings: Settings) -> dict[str, str]:
     """Configs every project topic is created with."""
-    return {RETENTION_MS: str(settings.topic_retention_ms)}
+    return {**durability_config(settings), RETENTION_MS: str(settings.topic_retention_ms)}
 
 
 def keeps_less(current_ms: int, wanted_ms: int) -> bool:
@@ -59,7 +60,10 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     config = topic_config(settings)
     futures = admin.create_topics(
         [
-            NewTopic(name, num_partitions=1, replication_factor=1, config=config)
+            NewTopic(
+                name, num_partitions=1, replication_factor=settings.kafka_replication_factor,
+                config=config,
+            )
             for name in missing
         ],
         request_timeout=timeout_s,

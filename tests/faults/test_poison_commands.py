@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Producer
 
 from acct2crm.app.pipeline import ChangeRouter, Outputs
+from acct2crm.kafka_security import client_config
 from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type
 from acct2crm.scope_file import ScopeWatcher
@@ -55,7 +56,7 @@ def produce(settings: Settings, values: list[bytes]) -> list[int]:
         assert err is None, err
         offsets.append(msg.offset())  # type: ignore[attr-defined]
 
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    producer = Producer(client_config(settings, acks="all"))
     for value in values:
         producer.produce(settings.commands_topic, value=value, key=b"poison",
                          on_delivery=delivered)

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, OffsetLedger, ledger_key
+from acct2crm.kafka_security import aiokafka_options, client_config
 from acct2crm.model.message import Message
 from acct2crm.settings import Settings
 
@@ -23,10 +24,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def scratch_topic(stack_settings: Settings) -> str:
     """A new topic holding offsets 0..9, whose offsets 0..5 were then deleted."""
-    admin = AdminClient({"bootstrap.servers": stack_settings.kafka_bootstrap})
+    admin = AdminClient(client_config(stack_settings))
     name = f"acct2crm-test-ledger-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap, "acks": "all"})
+    producer = Producer(client_config(stack_settings, acks="all"))
     for n in range(10):
         producer.produce(name, key=b"k", value=f"v{n}".encode())
     assert producer.flush(30) == 0
@@ -37,7 +38,9 @@ def scratch_topic(stack_settings: Settings) -> str:
 async def test_a_gap_below_the_log_start_is_reported_and_the_rest_read(
     stack_settings: Settings, scratch_topic: str
 ) -> None:
-    reader = RangeReader(stack_settings.kafka_bootstrap, poll_ms=500)
+    reader = RangeReader(
+        stack_settings.kafka_bootstrap, poll_ms=500, security=aiokafka_options(stack_settings)
+    )
     assert await reader.earliest(scratch_topic, 0) == 6
     with pytest.raises(Exception):  # noqa: B017 - aiokafka's out-of-range error, not a jump
         await reader.read(scratch_topic, 0, 2, 8)

@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from acct2crm.connect.config import load
+from acct2crm.kafka_security import client_config
 from acct2crm.progress import lag
 from acct2crm.settings import Settings
 from tests.support.sync import Pipeline, unique_tag
@@ -114,7 +115,7 @@ def test_bad_rows_fail_with_a_reason_and_the_line_goes_on(
 def test_undecodable_message_is_a_dead_letter_and_the_line_goes_on(
     pipe: Pipeline, stack_settings: Settings
 ) -> None:
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap})
+    producer = Producer(client_config(stack_settings))
     producer.produce(stack_settings.change_topic, key=b'{"id": -1}', value=b"\x00not json")
     assert producer.flush(10) == 0
     code = unique_tag()

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
+from acct2crm.kafka_security import client_config
 from acct2crm.records.avro import dead_letter_type, result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.settings import Settings
@@ -26,7 +27,7 @@ def unique_tag(prefix: str = "T") -> str:
 
 
 def end_offset(settings: Settings, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "tests-offsets"})
+    c = Consumer(client_config(settings, **{"group.id": "tests-offsets"}))
     try:
         return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
     finally:
@@ -94,8 +95,8 @@ class Pipeline:
     def _poll(self) -> None:
         if self._consumer is None:
             self._consumer = Consumer(
-                {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "tests-results",
-                 "enable.auto.commit": False}
+                client_config(self.settings) | {"group.id": "tests-results",
+                                                 "enable.auto.commit": False}
             )
             self._consumer.assign(
                 [TopicPartition(self.settings.results_topic, 0, self.results_start)]
@@ -160,8 +161,8 @@ class Pipeline:
     def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         if self._dlq_consumer is None:
             self._dlq_consumer = Consumer(
-                {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "tests-dlq",
-                 "enable.auto.commit": False}
+                client_config(self.settings) | {"group.id": "tests-dlq",
+                                                 "enable.auto.commit": False}
             )
             self._dlq_consumer.assign([TopicPartition(self.settings.dlq_topic, 0, self.dlq_start)])
         deadline = time.monotonic() + timeout_s

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from acct2crm.app.ledger import RangeRead
@@ -9,9 +12,12 @@ from acct2crm.model.message import Message
 
 
 class RangeReader:
-    def __init__(self, bootstrap: str, poll_ms: int = 2000) -> None:
+    def __init__(
+        self, bootstrap: str, poll_ms: int = 2000, security: Mapping[str, Any] | None = None
+    ) -> None:
         self._bootstrap = bootstrap
         self._poll_ms = poll_ms
+        self._security = dict(security or {})  # kafka_security.aiokafka_options
 
     def _consumer(self) -> AIOKafkaConsumer:
         # "none": a seek below the log start raises instead of jumping to the end,
@@ -21,6 +27,7 @@ class RangeReader:
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="none",
+            **self._security,
         )
 
     async def earliest(self, topic: str, partition: int) -> int:

@@ -19,6 +19,7 @@ from acct2crm.app.table_codecs import (
     POSITION,
     register_table_codecs,
 )
+from acct2crm.kafka_security import faust_credentials, topic_config
 from acct2crm.settings import Settings
 
 GROUP_ID = "acct2crm"
@@ -48,7 +49,8 @@ def make_app(settings: Settings) -> faust.App:
         store=settings.table_store,
         datadir=str(settings.home / "worker"),
         topic_partitions=1,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka_replication_factor,
+        broker_credentials=faust_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -72,7 +74,9 @@ def make_app(settings: Settings) -> faust.App:
     )
 
 
-def avro_table(app: faust.App, name: str, value_codec: str) -> Any:
+def avro_table(
+    app: faust.App, name: str, value_codec: str, topic_config: dict[str, str] | None = None
+) -> Any:
     """A one-partition table with JSON keys and Avro values.
 
     Faust derives a table's serializers from its key and value types only,
@@ -89,6 +93,7 @@ def avro_table(app: faust.App, name: str, value_codec: str) -> Any:
         deleting=False,
         acks=False,
         internal=True,
+        config=topic_config,
     )
     # use_partitioner: every topic has one partition, so the producer's choice is 0;
     # it also skips Faust's partition-count check, which reads the consumer's
@@ -109,13 +114,14 @@ def build_topology(settings: Settings) -> Topology:
     register_table_codecs()
     app = make_app(settings)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": 1}
+    changelogs = topic_config(settings)  # Faust creates these with the app's replication factor
     return Topology(
         app=app,
         change_topic=app.topic(settings.change_topic, **raw),
         commands_topic=app.topic(settings.commands_topic, **raw),
         results_topic=app.topic(settings.results_topic, **raw),
         dlq_topic=app.topic(settings.dlq_topic, **raw),
-        code_to_customer=avro_table(app, "code_to_customer", CRM_CODE_ENTRY),
-        row_to_position=avro_table(app, "row_to_position", POSITION),
-        topic_offsets=avro_table(app, "topic_offsets", HANDLED_OFFSET),
+        code_to_customer=avro_table(app, "code_to_customer", CRM_CODE_ENTRY, changelogs),
+        row_to_position=avro_table(app, "row_to_position", POSITION, changelogs),
+        topic_offsets=avro_table(app, "topic_offsets", HANDLED_OFFSET, changelogs),
     )

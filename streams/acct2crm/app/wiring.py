@@ -19,6 +19,7 @@ from acct2crm.app.seeding_task import register_seeding
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.crm.instrumented import InstrumentedCrm
+from acct2crm.kafka_security import aiokafka_options
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -85,7 +86,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     deliveries = (Delivery("route_changes"), Delivery("apply_commands"))
     counts: dict[str, int] = {}
     outputs = _outputs(settings, topology, deliveries[0], counts)
-    reader = RangeReader(settings.kafka_bootstrap)
+    reader = RangeReader(settings.kafka_bootstrap, security=aiokafka_options(settings))
     ledger_delivery = Delivery("offset_ledger")
     ledger = OffsetLedger(
         topology.topic_offsets,

@@ -14,6 +14,8 @@ from acct2crm.app.cockpit_web import register_cockpit
 from acct2crm.app.topology import build_topology
 from acct2crm.app.web import register_status_page
 from acct2crm.app.wiring import build_wiring
+from acct2crm.errors import ConfigError
+from acct2crm.kafka_check import CONFIG_KINDS, check_kafka
 from acct2crm.log_format import logging_config
 from acct2crm.settings import Settings
 
@@ -32,6 +34,10 @@ def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     """Run the worker until SIGTERM/SIGINT."""
     # Faust's data folder lives under home, which only `acct2crm up` created before
     (settings.home / "worker").mkdir(parents=True, exist_ok=True)
+    # wrong credentials or certificates: stop with the reason, not retry in silence
+    problem = check_kafka(settings)
+    if problem is not None and problem.kind in CONFIG_KINDS:
+        raise ConfigError(problem.message)
     app = build_app(settings)
     level = loglevel or settings.log_level
     worker = faust.Worker(app, loglevel=level, quiet=True,

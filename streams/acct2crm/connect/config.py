@@ -38,6 +38,8 @@ def placeholder_values(settings: Settings) -> dict[str, str]:
         "tenant": settings.tenant,
         "secrets_file": str(settings.connect_secrets_file),
         "topic_retention_ms": str(settings.topic_retention_ms),
+        "kafka_replication_factor": str(settings.kafka_replication_factor),
+        "kafka_min_insync_replicas": str(settings.kafka_min_insync_replicas),
     }
 
 

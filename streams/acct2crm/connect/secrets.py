@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from acct2crm.kafka_security import connect_secret_values
 from acct2crm.settings import Settings
 
 
 def secret_values(settings: Settings) -> dict[str, str]:
     return {
         "pg_replication_password": settings.pg_replication_password.get_secret_value(),
+        **connect_secret_values(settings),  # Kafka's SASL password and client key, when used
     }
 
 
