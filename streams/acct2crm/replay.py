@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import consumer, flush, producer, read_range, read_table
+from acct2crm.mapping_file import read_mapping
 from acct2crm.records.avro import avro_type
 from acct2crm.rules.change import Position
 from acct2crm.rules.decide import Outcome, classify
@@ -77,6 +78,7 @@ class Preview:
 
 def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
     scope = read_scope(settings.effective_scope_file)
+    mapping = read_mapping(settings.effective_mapping_file)
     positions = applied_positions(settings)
     for offset, key, value in read_range(settings, settings.change_topic, start):
         try:
@@ -87,7 +89,9 @@ def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
         if change is None:
             continue
         lsn = positions.get(f"{settings.tenant}\x1f{change.accounting_id}")
-        decided = classify(change, scope, Position(lsn) if lsn is not None else None)
+        decided = classify(
+            change, scope, Position(lsn) if lsn is not None else None, mapping=mapping
+        )
         if isinstance(decided, Outcome):
             yield Preview(
                 offset, change.op.value, decided.code, f"{decided.action}: {decided.reason}"

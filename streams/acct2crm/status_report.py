@@ -105,7 +105,7 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     if not isinstance(body, dict):
         return {"state": "unreachable"}
     keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
-            "kafka_waiting", "reading_back", "lost_offsets")
+            "kafka_waiting", "reading_back", "lost_offsets", "mapping", "mapping_error")
     return {key: body.get(key) for key in keys}
 
 
@@ -175,6 +175,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"LOST       {lost}")
     if sync.get("scope_error"):
         lines.append(f"scope file error (previous scope kept): {sync['scope_error']}")
+    if sync.get("mapping_error"):
+        lines.append(f"mapping file error (previous mapping kept): {sync['mapping_error']}")
     lines.append(f"lag {report['lag']}")
     counts = report["counts"]
     lines.append(
