@@ -3,7 +3,8 @@
 Like the scope file, the worker checks the file's modification time before
 each decision, so an edit applies to the changes that follow it; a broken
 edit keeps the last good mapping in force and is reported on ``status``,
-never silently replaced by the default.
+never silently replaced by the default. A file broken when the worker starts
+stops it with the error.
 """
 
 from __future__ import annotations
@@ -33,20 +34,28 @@ def read_mapping(path: Path) -> FieldMapping:
 
 
 class MappingWatcher:
-    """The mapping in force, re-read when the file changes."""
+    """The mapping in force, re-read when the file changes.
+
+    A file that is broken at start raises ``ConfigError``: there is no good
+    mapping to keep yet, and syncing with the default instead could write
+    fields the operator meant to leave to sales.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._mtime: float | None = None
-        self._mapping = DEFAULT_MAPPING
+        self._mtime: float | None = self._stamp()
+        self._mapping = read_mapping(path)
         self.error: str | None = None
-        self.current()
+        log.info("field mapping in force: %s", "; ".join(self._mapping.describe()))
+
+    def _stamp(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path.exists() else None
+        except OSError:
+            return None
 
     def current(self) -> FieldMapping:
-        try:
-            mtime = self.path.stat().st_mtime if self.path.exists() else None
-        except OSError:
-            mtime = None
+        mtime = self._stamp()
         if mtime != self._mtime:
             self._mtime = mtime
             try:

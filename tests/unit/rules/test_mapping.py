@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import tomllib
 import unicodedata
 from pathlib import Path
@@ -358,3 +360,17 @@ def test_preview_lists_each_mapped_field_with_its_value() -> None:
         ("contact_name", "Accounts desk", False),
         ("branch_code", "HQ", True),
     ]
+
+
+def test_a_file_broken_when_the_worker_starts_stops_it_with_the_error(tmp_path: Path) -> None:
+    (tmp_path / "mapping.toml").write_text('[[field]]\ncrm = "code"\ncolumn = "kode"\n')
+    with pytest.raises(ConfigError, match="unknown column 'kode'"):
+        MappingWatcher(tmp_path / "mapping.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCT2CRM_")}
+    started = subprocess.run(
+        [sys.executable, "-m", "acct2crm.cli", "worker"],
+        env={**env, "ACCT2CRM_HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert started.returncode != 0
+    assert "unknown column 'kode'" in started.stderr
