@@ -168,16 +168,21 @@ def mapping_preview(
     from acct2crm.errors import Acct2CrmError
     from acct2crm.mapping_file import read_mapping
     from acct2crm.mapping_preview import preview, read_row
+    from acct2crm.scope_file import read_scope
     from acct2crm.settings import get_settings
 
     settings = get_settings()
     try:
         mapping = read_mapping(settings.effective_mapping_file)
+        scope = read_scope(settings.effective_scope_file)
         row = read_row(settings, code, mapping.code_column)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
     if row is None:
         raise _fail(LookupError(f"no accounting row has code {code!r}"))
+    if not scope.contains(row):
+        typer.echo(f"note: this row is out of the sync scope ({scope.describe()}); "
+                   "nothing is sent for it while it stays out")
     typer.echo(f"accounting row {row['id']}: the CRM would receive")
     for item in preview(mapping, row):
         note = "  (create only: an update leaves it to sales)" if item.create_only else ""

@@ -139,6 +139,11 @@ def test_a_custom_mapping_sends_constants_and_transforms_and_leaves_sales_fields
     branch_line = next(line for line in shown.stdout.splitlines() if "branch_code" in line)
     assert "'HCM'" in branch_line and "create only" in branch_line
     assert "tax_code" not in shown.stdout
+    assert "out of the sync scope" not in shown.stdout
+    vendor = pipe.insert(f"{code}-V", is_customer=False, is_vendor=True)
+    assert pipe.results([vendor], 1)[0]["action"] == "ignored_out_of_scope"
+    out = cli("mapping", "preview", f"{code}-V")
+    assert out.returncode == 0 and "out of the sync scope" in out.stdout, out.stdout
     missing = cli("mapping", "preview", f"{code}-NONE")
     assert missing.returncode == 1 and "no accounting row" in missing.stderr
 
