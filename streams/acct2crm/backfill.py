@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from acct2crm.crm.client import CrmClient
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import flush, producer
+from acct2crm.mapping_file import read_mapping
 from acct2crm.model.crm import CrmRecord
 from acct2crm.records.avro import command_type
 from acct2crm.records.convert import command_record
@@ -74,6 +75,7 @@ class BackfillPlan:
 
 def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPlan:
     scope = read_scope(settings.effective_scope_file)
+    mapping = read_mapping(settings.effective_mapping_file)
     result = BackfillPlan()
     for row in rows:
         change = Change(
@@ -84,7 +86,7 @@ def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPl
             after=row,
             position=Position(lsn=lsn),
         )
-        decided = classify(change, scope, snapshot_as_insert=True)
+        decided = classify(change, scope, snapshot_as_insert=True, mapping=mapping)
         if isinstance(decided, SyncIntent):
             result.intents.append(decided)
         else:

@@ -77,6 +77,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             "status_url": settings.status_url,
             "change_topic": settings.change_topic,
             "scope_file_in_force": str(settings.effective_scope_file),
+            "mapping_file_in_force": str(settings.effective_mapping_file),
         },
         "notes": [dsn_note],
         "unknown_env": unknown_env_names(),

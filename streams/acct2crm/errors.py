@@ -4,7 +4,7 @@ Third-party errors (httpx, Kafka clients, psycopg, subprocesses) are converted
 at the edge with ``raise ... from exc`` so callers only ever handle these::
 
     Acct2CrmError
-    ├── ConfigError            settings or scope file unusable
+    ├── ConfigError            settings, scope or mapping file unusable
     ├── StackError             the local stack cannot start or answer
     │   ├── ServiceUnhealthy   one service did not become healthy in time
     │   └── StartFailed        ``up`` failed at one service and undid what it started
@@ -34,7 +34,7 @@ class Acct2CrmError(Exception):
 
 
 class ConfigError(Acct2CrmError):
-    """Settings or the sync-scope file cannot be used."""
+    """Settings, the sync-scope file or the field-mapping file cannot be used."""
 
 
 class StackError(Acct2CrmError):

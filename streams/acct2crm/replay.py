@@ -20,6 +20,7 @@ from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import consumer, flush, producer, read_range, read_table
 from acct2crm.kafka_security import client_config
+from acct2crm.mapping_file import read_mapping
 from acct2crm.model.keys import offset_key, row_key
 from acct2crm.records.avro import avro_type
 from acct2crm.rules.change import Position
@@ -79,6 +80,7 @@ class Preview:
 
 def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
     scope = read_scope(settings.effective_scope_file)
+    mapping = read_mapping(settings.effective_mapping_file)
     positions = applied_positions(settings)
     for offset, key, value in read_range(settings, settings.change_topic, start):
         try:
@@ -90,7 +92,9 @@ def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
             continue
         row = change.accounting_id
         lsn = None if row is None else positions.get(row_key(settings.tenant, row))
-        decided = classify(change, scope, Position(lsn) if lsn is not None else None)
+        decided = classify(
+            change, scope, Position(lsn) if lsn is not None else None, mapping=mapping
+        )
         if isinstance(decided, Outcome):
             yield Preview(
                 offset, change.op.value, decided.code, f"{decided.action}: {decided.reason}"

@@ -156,6 +156,8 @@ class Settings(BaseSettings):
 
     # sync scope file (TOML); missing file means the default scope
     scope_file: Path | None = None
+    # field mapping file (TOML); missing file means the contract's fields, as they are
+    mapping_file: Path | None = None
 
     _overrides: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
@@ -283,6 +285,10 @@ class Settings(BaseSettings):
     @property
     def effective_scope_file(self) -> Path:
         return self.scope_file or self.home / "scope.toml"
+
+    @property
+    def effective_mapping_file(self) -> Path:
+        return self.mapping_file or self.home / "mapping.toml"
 
 
 # ------------------------------------------------------------ where values come from

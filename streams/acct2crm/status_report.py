@@ -114,7 +114,8 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     if not isinstance(body, dict):
         return {"state": "unreachable"}
     keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
-            "kafka_waiting", "reading_back", "lost_offsets", "seeding")
+            "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
+            "mapping_error")
     return {key: body.get(key) for key in keys}
 
 
@@ -246,6 +247,8 @@ def as_text(report: dict[str, Any]) -> str:
         )
     for warning in report.get("warnings", []):
         lines.append(f"WARNING {warning}")
+    if sync.get("mapping_error"):
+        lines.append(f"mapping file error (previous mapping kept): {sync['mapping_error']}")
     lines.append(f"lag {report['lag']}")
     counts = report["counts"]
     lines.append(

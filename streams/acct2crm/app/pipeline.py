@@ -19,6 +19,7 @@ from acct2crm.app.activity import ACTIVITY
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError
 from acct2crm.log_format import change_logged
+from acct2crm.mapping_file import MappingWatcher
 from acct2crm.model.message import Message
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.records.convert import (
@@ -29,6 +30,7 @@ from acct2crm.records.convert import (
 )
 from acct2crm.rules.change import Action, Position
 from acct2crm.rules.decide import SyncIntent, classify
+from acct2crm.rules.mapping import DEFAULT_MAPPING
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.sink.engine import Applied, SinkEngine
 from acct2crm.sink.positions import PositionBook
@@ -117,9 +119,15 @@ class Outputs:
 
 class ChangeRouter:
     def __init__(
-        self, scope: ScopeWatcher, positions: MutableMapping[str, Any], outputs: Outputs
+        self,
+        scope: ScopeWatcher,
+        positions: MutableMapping[str, Any],
+        outputs: Outputs,
+        *,
+        mapping: MappingWatcher | None = None,
     ) -> None:
         self._scope = scope
+        self._mapping = mapping
         self._positions = PositionBook(positions)
         self._out = outputs
 
@@ -145,7 +153,8 @@ class ChangeRouter:
         applied = None
         if change.accounting_id is not None:
             applied = self._positions.applied(tenant, change.accounting_id)
-        decided = classify(change, self._scope.current(), applied)
+        mapping = self._mapping.current() if self._mapping is not None else DEFAULT_MAPPING
+        decided = classify(change, self._scope.current(), applied, mapping=mapping)
         change_logged(tenant, message.offset, decided.code, "to_crm" if isinstance(
             decided, SyncIntent) else decided.action.value)
         if isinstance(decided, SyncIntent):

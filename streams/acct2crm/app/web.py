@@ -19,6 +19,8 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "crm_retries": wait_state.retries,
         "scope": wiring.scope.current().describe(),
         "scope_error": wiring.scope.error,
+        "mapping": wiring.mapping.summary(),
+        "mapping_error": wiring.mapping.error,
         "counts_since_start": dict(wiring.outputs.counts),
         "started_at": wiring.started,
         "seeded": wiring.cache.seeded,

@@ -20,6 +20,7 @@ from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.crm.instrumented import InstrumentedCrm
 from acct2crm.kafka_security import aiokafka_options
+from acct2crm.mapping_file import MappingWatcher
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -39,6 +40,7 @@ class Wiring:
     deliveries: tuple[Delivery, Delivery]  # change agent's, command agent's
     wait_state: WaitState
     scope: ScopeWatcher
+    mapping: MappingWatcher
     cache: CodeCache
     ledger: OffsetLedger
     router: ChangeRouter
@@ -98,6 +100,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     )
     wait_state = WaitState(settings.tenant)
     scope = ScopeWatcher(settings.effective_scope_file)
+    mapping = MappingWatcher(settings.effective_mapping_file)
     crm = InstrumentedCrm(CrmClient.connect(
         settings.crm_url,
         settings.crm_token.get_secret_value(),
@@ -129,9 +132,10 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         deliveries=deliveries,
         wait_state=wait_state,
         scope=scope,
+        mapping=mapping,
         cache=cache,
         ledger=ledger,
-        router=ChangeRouter(scope, topology.row_to_position, outputs),
+        router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping),
         applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
         seeder=seeder,
     )

@@ -21,6 +21,8 @@ from acct2crm.package_data import schema_text
 MARKER = b"\xc3\x01"
 # named types other schemas refer to, loaded first
 _SHARED = ("position",)
+# earlier versions of a schema whose messages may still sit on a topic after an upgrade
+_EARLIER = {"command": ("command_v1",)}
 
 
 @cache
@@ -46,6 +48,8 @@ class AvroType:
         # the fingerprint is little-endian on the wire
         self.header = MARKER + self.fingerprint[::-1]
         self._writers: dict[bytes, Any] = {self.header[2:]: self.schema}
+        for earlier in _EARLIER.get(name, ()):
+            self.learn_writer(_load(earlier))
 
     def encode(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()

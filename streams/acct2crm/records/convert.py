@@ -27,6 +27,7 @@ def command_record(intent: SyncIntent, change_offset: int | None) -> dict[str, A
         "code": intent.code,
         "previous_code": intent.previous_code,
         "fields": dict(intent.fields),
+        "create_only": sorted(intent.create_only),
         "source": position_record(intent.position),
         "change_offset": change_offset,
         "decided_at": now_ms(),
@@ -43,6 +44,7 @@ def intent_from_command(record: dict[str, Any]) -> SyncIntent:
         previous_code=record.get("previous_code"),
         fields=dict(record["fields"]),
         position=Position(lsn=source["lsn"], tx_id=source.get("tx_id"), ts_ms=source.get("ts_ms")),
+        create_only=frozenset(record.get("create_only") or ()),
     )
 
 

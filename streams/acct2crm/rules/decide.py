@@ -2,10 +2,11 @@
 
 Two steps, both pure:
 
-``classify(change, scope, applied)``
+``classify(change, scope, applied, mapping=...)``
     everything that needs no CRM knowledge: deletes (R3), snapshots, scope
-    (R1/R2/R5), bad rows, replays, TOAST placeholders. Returns a final
-    ``Outcome`` or a ``SyncIntent`` for the sink.
+    (R1/R2/R5), bad rows, replays, TOAST placeholders, edits of columns the
+    field mapping does not count. Returns a final ``Outcome`` or a
+    ``SyncIntent`` whose fields the mapping computed, for the sink.
 ``decide(intent, view, ours)``
     R1a/R1b/R2a/R2b/R2c/R2d from the CRM records that hold the codes involved
     and, for R2d, the record whose ``external_ref`` names this row. The sink
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import (
-    MAPPED_FIELDS,
     UNAVAILABLE,
     Action,
     Change,
@@ -30,6 +30,7 @@ from acct2crm.rules.change import (
     external_ref,
 )
 from acct2crm.rules.codes import clean_text, code_key
+from acct2crm.rules.mapping import DEFAULT_MAPPING, FieldMapping
 from acct2crm.rules.resets import RESET_REASON, looks_like_reset
 from acct2crm.rules.scope import SyncScope
 
@@ -54,6 +55,7 @@ class SyncIntent:
     previous_code: str | None  # set only when the code changed to another customer's key
     fields: Fields  # mapped fields known after the change; TOAST-unreadable ones omitted
     position: Position
+    create_only: frozenset[str] = frozenset()  # fields sales own once created: never patched
 
     @property
     def external_ref(self) -> str:
@@ -95,25 +97,29 @@ class Decision:
 # ---------------------------------------------------------------- classify
 
 
-def resolve_fields(before: Row | None, after: Row) -> Fields:
-    """Mapped fields after the change, NFC and stripped.
+def resolve_row(before: Row | None, after: Row) -> dict[str, object]:
+    """The row after the change with every TOAST placeholder resolved.
 
-    A TOAST placeholder means "unchanged": the value before the change is used
-    when Debezium gave one, otherwise the field is left out so that nothing
-    is written to it.
+    A placeholder means "unchanged": the value before the change is used when
+    Debezium gave one, otherwise the column is left out so that no field is
+    computed from it, and nothing is written to that field.
     """
-    fields: Fields = {}
-    for name in MAPPED_FIELDS:
-        if name not in after:
+    row: dict[str, object] = {}
+    for name, value in after.items():
+        if value != UNAVAILABLE:
+            row[name] = value
             continue
-        value = after[name]
-        if value == UNAVAILABLE:
-            prior = before.get(name) if before is not None else None
-            if before is None or name not in before or prior == UNAVAILABLE:
-                continue
-            value = prior
-        fields[name] = clean_text(value) if isinstance(value, str) else value
-    return fields
+        prior = before.get(name) if before is not None else None
+        if before is not None and name in before and prior != UNAVAILABLE:
+            row[name] = prior
+    return row
+
+
+def resolve_fields(
+    before: Row | None, after: Row, mapping: FieldMapping = DEFAULT_MAPPING
+) -> Fields:
+    """Mapped fields after the change, NFC and stripped, as the mapping computes them."""
+    return mapping.fields(resolve_row(before, after))
 
 
 def classify(
@@ -122,11 +128,12 @@ def classify(
     applied: Position | None = None,
     *,
     snapshot_as_insert: bool = False,
+    mapping: FieldMapping = DEFAULT_MAPPING,
 ) -> Outcome | SyncIntent:
     """Settle a change without the CRM, or say what the sink must reconcile."""
     if change.op is Op.TRUNCATE:
         return Outcome(Action.IGNORED_DELETE, "R3: table truncated; CRM records are kept")
-    before_code = _text(change.before, "code")
+    before_code = mapping.code(change.before)
     if change.op is Op.DELETE:
         return Outcome(Action.IGNORED_DELETE, "R3: row deleted; CRM record is kept", before_code)
     if change.op is Op.SNAPSHOT and not snapshot_as_insert:
@@ -134,13 +141,14 @@ def classify(
             Action.IGNORED_SNAPSHOT,
             "row existed before the sync started; it is created when next edited "
             "(or by `acct2crm backfill`)",
-            _text(change.after, "code"),
+            mapping.code(change.after),
         )
     after = change.after
     if after is None or change.accounting_id is None:
         return Outcome(Action.FAILED, f"op={change.op.value} change carries no row after it")
-    fields = resolve_fields(change.before, after)
-    merged = {**after, **fields}
+    resolved = resolve_row(change.before, after)
+    fields = mapping.fields(resolved)
+    merged = {**after, **resolved}
     code = fields.get("code")
     if not scope.contains(merged):
         return Outcome(
@@ -170,6 +178,20 @@ def classify(
     previous = before_code if change.op is Op.UPDATE else None
     if previous is not None and code_key(previous) == code_key(code):
         previous = None
+    before = change.before
+    if (
+        change.op is Op.UPDATE
+        and before is not None
+        and previous is None
+        and scope.contains(before)
+        and not mapping.changed(before, after)
+    ):
+        return Outcome(
+            Action.UNCHANGED,
+            "R2a: only columns the field mapping does not count as a change were edited; "
+            "nothing written",
+            code,
+        )
     op = Op.BACKFILL if change.op is Op.SNAPSHOT else change.op
     return SyncIntent(
         tenant=change.tenant,
@@ -179,25 +201,25 @@ def classify(
         previous_code=previous,
         fields=fields,
         position=change.position,
+        create_only=mapping.create_only,
     )
-
-
-def _text(row: Row | None, name: str) -> str | None:
-    if row is None:
-        return None
-    value = row.get(name)
-    return clean_text(value) if isinstance(value, str) and value != UNAVAILABLE else None
 
 
 # ---------------------------------------------------------------- decide
 
 
-def changed_fields(fields: Fields, record: CrmRecord) -> Fields:
-    """The mapped fields whose value differs from what the CRM holds."""
+def changed_fields(
+    fields: Fields, record: CrmRecord, create_only: frozenset[str] = frozenset()
+) -> Fields:
+    """The mapped fields an update may write whose value differs from the CRM's.
+
+    Fields sales own once created (``create_only``) are never compared: what
+    sales made of them is not a difference to undo.
+    """
     return {
         name: value
         for name, value in fields.items()
-        if clean_text(value) != clean_text(record.fields.get(name))
+        if name not in create_only and clean_text(value) != clean_text(record.fields.get(name))
     }
 
 
@@ -220,7 +242,7 @@ def decide(
     if intent.is_insert:
         return _decide_insert(intent, holder, ref)
     if holder is not None:
-        diff = changed_fields(intent.fields, holder)
+        diff = changed_fields(intent.fields, holder, intent.create_only)
         if not diff:
             return Decision(
                 Action.UNCHANGED, "R2a: the CRM already holds these values", crm_id=holder.id
@@ -234,7 +256,7 @@ def decide(
     if intent.previous_code is not None:
         previous = view.get(code_key(intent.previous_code))
         if previous is not None:
-            diff = changed_fields(intent.fields, previous)
+            diff = changed_fields(intent.fields, previous, intent.create_only)
             return Decision(
                 Action.UPDATED,
                 f"R2b: code changed {previous.code} → {intent.code}; "
@@ -243,7 +265,7 @@ def decide(
                 previous.id,
             )
     if ours is not None and ours.external_ref == ref:
-        diff = changed_fields(intent.fields, ours)
+        diff = changed_fields(intent.fields, ours, intent.create_only)
         return Decision(
             Action.UPDATED,
             f"R2d: CRM customer {ours.id} already holds this row under code {ours.code}; "
@@ -277,7 +299,7 @@ def _decide_insert(intent: SyncIntent, holder: CrmRecord | None, ref: str) -> De
             Create({**intent.fields, "external_ref": ref}),
         )
     if holder.external_ref == ref:
-        diff = changed_fields(intent.fields, holder)
+        diff = changed_fields(intent.fields, holder, intent.create_only)
         reason = f"insert seen again; CRM customer {holder.id} was created by this sync"
         if not diff:
             return Decision(Action.CREATED, reason, crm_id=holder.id)

@@ -1,0 +1,73 @@
+"""The operator's field-mapping file: read it and watch it.
+
+Like the scope file, the worker checks the file's modification time before
+each decision, so an edit applies to the changes that follow it; a broken
+edit keeps the last good mapping in force and is reported on ``status``,
+never silently replaced by the default. A file broken when the worker starts
+stops it with the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+
+from acct2crm.errors import ConfigError
+from acct2crm.rules.mapping import DEFAULT_MAPPING, FieldMapping, parse_mapping
+
+log = logging.getLogger(__name__)
+
+
+def read_mapping(path: Path) -> FieldMapping:
+    """The mapping in ``path``; no file means the default (the contract's own fields)."""
+    if not path.exists():
+        return DEFAULT_MAPPING
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"mapping file {path}: {exc}") from exc
+    try:
+        return parse_mapping(data)
+    except ConfigError as exc:
+        raise ConfigError(f"mapping file {path}: {exc}") from exc
+
+
+class MappingWatcher:
+    """The mapping in force, re-read when the file changes.
+
+    A file that is broken at start raises ``ConfigError``: there is no good
+    mapping to keep yet, and syncing with the default instead could write
+    fields the operator meant to leave to sales.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: float | None = self._stamp()
+        self._mapping = read_mapping(path)
+        self.error: str | None = None
+        log.info("field mapping in force: %s", "; ".join(self._mapping.describe()))
+
+    def _stamp(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path.exists() else None
+        except OSError:
+            return None
+
+    def current(self) -> FieldMapping:
+        mtime = self._stamp()
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self._mapping = read_mapping(self.path)
+                self.error = None
+                log.info("field mapping in force: %s", "; ".join(self._mapping.describe()))
+            except ConfigError as exc:
+                self.error = str(exc)
+                log.error("%s; keeping the previous field mapping", exc)
+        return self._mapping
+
+    def summary(self) -> str:
+        """One line for the status page: where the mapping comes from."""
+        origin = str(self.path) if self.path.exists() else "default (no mapping file)"
+        return f"{origin}; {len(self._mapping.rules)} CRM fields"
