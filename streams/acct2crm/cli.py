@@ -208,6 +208,27 @@ def status(
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
 
 
+@app.command()
+def pause(tenant: str = typer.Argument(..., help="Tenant whose CRM writes wait.")) -> None:
+    """Hold a tenant's changes in Kafka (as if its CRM were down) until `resume`."""
+    from acct2crm import pause as job
+    from acct2crm.settings import get_settings
+
+    changed = job.pause(get_settings(), tenant)
+    typer.echo(f"tenant {tenant} " + ("paused: its changes wait in Kafka" if changed
+                                      else "was already paused"))
+
+
+@app.command()
+def resume(tenant: str = typer.Argument(..., help="Paused tenant.")) -> None:
+    """Let a paused tenant's changes go on to the CRM, in order."""
+    from acct2crm import pause as job
+    from acct2crm.settings import get_settings
+
+    changed = job.resume(get_settings(), tenant)
+    typer.echo(f"tenant {tenant} " + ("resumed" if changed else "was not paused"))
+
+
 config_app = typer.Typer(help="The settings in force and where each comes from.")
 app.add_typer(config_app, name="config")
 

@@ -17,6 +17,7 @@ from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
+from acct2crm.pause import PauseGate, pause_path
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -39,6 +40,7 @@ class Wiring:
     ledger: OffsetLedger
     router: ChangeRouter
     applier: CommandApplier
+    pause: PauseGate
     started: float = field(default_factory=time.time)
 
 
@@ -92,6 +94,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ),
     )
     wait_state = WaitState()
+    pause = PauseGate(pause_path(settings))
     scope = ScopeWatcher(settings.effective_scope_file)
     crm = CrmClient.connect(
         settings.crm_url,
@@ -135,5 +138,8 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         cache=cache,
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs),
-        applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
+        applier=CommandApplier(
+            engine, _outputs(settings, topology, deliveries[1], counts), seed, pause.wait
+        ),
+        pause=pause,
     )
