@@ -208,6 +208,11 @@ def status(
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
 
 
+from acct2crm.dlq_cli import dlq_app  # noqa: E402 - registered where it is listed
+
+app.add_typer(dlq_app, name="dlq")
+
+
 @app.command()
 def pause(tenant: str = typer.Argument(..., help="Tenant whose CRM writes wait.")) -> None:
     """Hold a tenant's changes in Kafka (as if its CRM were down) until `resume`."""
