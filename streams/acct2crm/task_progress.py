@@ -65,6 +65,7 @@ class _Plain:
         self.note = ""
         self.started = time.monotonic()
         self.printed = self.started
+        self.last_line = ""
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -84,8 +85,12 @@ class _Plain:
         now = time.monotonic()
         if force or now - self.printed >= PLAIN_EVERY_S:
             self.printed = now
-            print(plain_line(self.description, self.done, self.total, now - self.started,
-                             unit=self.unit, note=self.note), file=self.stream, flush=True)
+            line = plain_line(self.description, self.done, self.total, now - self.started,
+                              unit=self.unit, note=self.note)
+            if force and line.split(",")[0] == self.last_line.split(",")[0]:
+                return  # the end, already said
+            self.last_line = line
+            print(line, file=self.stream, flush=True)
 
 
 class _RateColumn(ProgressColumn):
