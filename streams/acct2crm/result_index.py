@@ -136,12 +136,26 @@ def _write_chunk(db: sqlite3.Connection, topic: str, start: int, end: int,
     return True
 
 
-def catch_up(settings: Settings, stats: ReadStats | None = None, timeout_s: float = 5.0) -> int:
-    """Index the results written since the last call; how many were added."""
+def reader(settings: Settings) -> Consumer:
+    """A consumer for ``catch_up`` to reuse (the worker's, called every second)."""
+    return _consumer(settings)
+
+
+def catch_up(
+    settings: Settings,
+    stats: ReadStats | None = None,
+    timeout_s: float = 5.0,
+    consumer: Consumer | None = None,
+) -> int:
+    """Index the results written since the last call; how many were added.
+
+    ``consumer``: one from ``reader`` to reuse; left open. Else one is made and closed.
+    """
     stats = stats if stats is not None else ReadStats()
     topic = settings.results_topic
+    own = consumer is None
     with closing(open_index(settings)) as db:
-        consumer = _consumer(settings)
+        consumer = consumer if consumer is not None else _consumer(settings)
         try:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
             start = _next_offset(db, topic)
@@ -180,7 +194,8 @@ def catch_up(settings: Settings, stats: ReadStats | None = None, timeout_s: floa
         except KafkaException as exc:
             raise StackError(f"cannot read {topic}: {exc}") from exc
         finally:
-            consumer.close()
+            if own:
+                consumer.close()
 
 
 def _indexed(offset: int, value: bytes | None) -> Indexed | None:
