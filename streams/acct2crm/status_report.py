@@ -116,6 +116,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     sync = worker_view(settings)
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
+    sync["paused"] = _paused(settings)  # the pause file's word: right with the worker down
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -129,7 +130,6 @@ def collect(settings: Settings) -> dict[str, Any]:
         "counts": counts,
         "last_failures": failures,
         "sync": sync,
-        "paused": _paused(settings),
     }
 
 
@@ -178,7 +178,7 @@ def as_text(report: dict[str, Any]) -> str:
             f"code {restarts.get('last_exit_code')}"
             + ("; starting again soon" if restarts.get("child_pid") is None else "")
         )
-    for tenant, since in sorted((report.get("paused") or {}).items()):
+    for tenant, since in sorted((sync.get("paused") or {}).items()):
         lines.append(f"sync       PAUSED tenant {tenant} since {_when(since)}: its changes wait "
                      f"in Kafka (acct2crm resume {tenant})")
     if sync.get("state") == "waiting_for_crm":

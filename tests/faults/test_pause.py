@@ -46,7 +46,7 @@ def test_a_paused_tenant_waits_then_applies_in_order(stack_settings: Settings) -
         assert pipe.results_now([row], quiet_s=1.0) == []
         assert [w for w in pipe.crm_writes_since(since) if tag in (w.get("code") or "")] == []
         report = json.loads(cli("status", "--json"))
-        assert tenant in report["paused"]
+        assert tenant in report["sync"]["paused"]
         assert report["sync"]["state"] == "paused"
         assert report["lag"] > 0  # the changes are waiting, not lost
         assert f"PAUSED tenant {tenant}" in cli("status")
