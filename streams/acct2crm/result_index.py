@@ -30,6 +30,7 @@ from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
 
 CHUNK = 20_000  # results written to the index per transaction
+FIRST_CHUNK = 500
 HISTORY_LIMIT = 500  # newest results a history shows per code
 
 _SCHEMA = """
@@ -168,8 +169,9 @@ def catch_up(
             added = 0
             items: list[Indexed] = []
             chunk_start = position = start
+            chunk = FIRST_CHUNK  # small first: losing a race to another writer costs little
             while position < high:
-                batch = consumer.consume(num_messages=min(CHUNK, high - position),
+                batch = consumer.consume(num_messages=min(chunk, high - position),
                                          timeout=timeout_s)
                 if not batch:
                     break
@@ -181,11 +183,12 @@ def catch_up(
                     item = _indexed(position - 1, message.value())
                     if item is not None:
                         items.append(item)
-                if len(items) >= CHUNK or position >= high:
+                if position - chunk_start >= chunk or position >= high:
                     if not _write_chunk(db, topic, chunk_start, position, items):
                         return added  # another reader is indexing the same tail
                     added += len(items)
                     items, chunk_start = [], position
+                    chunk = min(CHUNK, chunk * 4)
             if (items or chunk_start != position) and _write_chunk(
                 db, topic, chunk_start, position, items
             ):

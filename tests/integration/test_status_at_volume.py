@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,14 @@ def test_the_worker_keeps_the_index_current(stack_settings: Settings) -> None:
             break
         time.sleep(0.5)
     assert indexed >= high, f"the worker indexed up to {indexed}, the topic ends at {high}"
+
+
+def test_readers_catching_up_together_count_each_result_once(scratch: Settings) -> None:
+    write_results(scratch, 20_000, tag="RACE", codes=1_000)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        added = list(pool.map(lambda _: result_index.catch_up(scratch), range(3)))
+    result_index.catch_up(scratch)  # whatever a reader gave up on, the next one finishes
+    failed = len(range(0, 20_000, FAILURE_EVERY))
+    assert result_index.counts(scratch) == {"created": 20_000 - failed, "failed": failed}
+    assert sum(added) <= 20_000
+    assert len(result_index.code_offsets(scratch, flood_code("RACE", 3, 1_000))) == 20
