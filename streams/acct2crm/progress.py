@@ -9,6 +9,8 @@ from its end (tail_read.py).
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,8 +23,11 @@ from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import json_or_none
 from acct2crm.records.avro import avro_type, result_type
 from acct2crm.records.convert import result_as_json
+from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
 from acct2crm.tail_read import latest_values
+
+log = logging.getLogger(__name__)
 
 WORKER_GROUP = "acct2crm"
 SEP = "\x1f"
@@ -117,21 +122,41 @@ def sync_progress(
     progress = SyncProgress()
     try:
         progress.lag = lag(settings, stats=stats)
-        result_index.catch_up(settings, stats)
-        progress.counts = result_index.counts(settings)
+        try:
+            result_index.catch_up(settings, stats)
+            progress.counts = result_index.counts(settings)
+            progress.last_failures = result_index.last_failures(settings, LAST_FAILURES, stats)
+        except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
+            log.warning("result index unusable (%s); reading the whole results topic", exc)
+            _scan_progress(settings, progress)
         progress.results_seen = sum(progress.counts.values())
-        progress.last_failures = result_index.last_failures(settings, LAST_FAILURES, stats)
     except (KafkaException, StackError):
         progress.lag = -1
     return progress
+
+
+def _scan_progress(settings: Settings, progress: SyncProgress) -> None:
+    counts: dict[str, int] = {}
+    failures: list[dict[str, Any]] = []
+    for record in iter_results(settings):
+        counts[record["action"]] = counts.get(record["action"], 0) + 1
+        if record["action"] == "failed":
+            failures.append(record)
+            del failures[:-LAST_FAILURES]
+    progress.counts, progress.last_failures = counts, failures
 
 
 def code_history(
     settings: Settings, code: str, stats: result_index.ReadStats | None = None
 ) -> list[dict[str, Any]]:
     """The results about one customer code (the newest ones), in commit order."""
-    result_index.catch_up(settings, stats)
-    offsets = result_index.code_offsets(settings, code)
-    found = list(result_index.read_results(settings, offsets, stats))
+    try:
+        result_index.catch_up(settings, stats)
+        offsets = result_index.code_offsets(settings, code)
+        found = list(result_index.read_results(settings, offsets, stats))
+    except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
+        log.warning("result index unusable (%s); reading the whole results topic", exc)
+        key = code_key(code)
+        found = [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
     found.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0, r["applied_at"]))
     return found

@@ -100,3 +100,14 @@ def test_readers_catching_up_together_count_each_result_once(scratch: Settings) 
     assert result_index.counts(scratch) == {"created": 20_000 - failed, "failed": failed}
     assert sum(added) <= 20_000
     assert len(result_index.code_offsets(scratch, flood_code("RACE", 3, 1_000))) == 20
+
+
+def test_without_a_usable_index_status_and_history_still_answer(scratch: Settings) -> None:
+    write_results(scratch, 300, tag="NOIDX", codes=100)
+    blocked = scratch.home / "not-a-folder"
+    blocked.write_text("a file where the home folder should be")
+    reader = scratch.model_copy(update={"home": blocked})
+    found = sync_progress(reader)
+    failed = len(range(0, 300, FAILURE_EVERY))
+    assert found.counts == {"created": 300 - failed, "failed": failed}
+    assert len(code_history(reader, flood_code("NOIDX", 5, 100))) == 3
