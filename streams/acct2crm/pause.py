@@ -40,9 +40,10 @@ def read_paused(path: Path) -> dict[str, float]:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"pause file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"pause file {path}: expected an object of tenants")
-    return {str(tenant): float(since) for tenant, since in data.items()}
+    try:
+        return {str(tenant): float(since) for tenant, since in dict(data).items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"pause file {path}: expected {{tenant: epoch seconds}}") from exc
 
 
 def _write(path: Path, paused: dict[str, float]) -> None:

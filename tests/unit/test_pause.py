@@ -35,3 +35,15 @@ async def test_the_gate_holds_a_paused_tenant_until_it_is_resumed(tmp_path: Path
     await gate.wait("a")
     assert len(ticks) >= 3
     assert gate.holding is None
+
+
+def test_a_broken_pause_file_keeps_the_last_good_state(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    pause.pause(settings, "a")
+    gate = PauseGate(pause_path(settings))
+    assert set(gate.paused()) == {"a"}
+    for broken in ('{"a": "soon"}', "[1, 2]", "not json"):
+        pause_path(settings).unlink()
+        pause_path(settings).write_text(broken)
+        assert set(gate.paused()) == {"a"}
+        assert gate.error is not None
