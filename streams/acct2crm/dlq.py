@@ -164,13 +164,13 @@ def plan(settings: Settings, letters: list[DeadLetter]) -> list[Redrive]:
         insert = letter.op in INSERT_OPS
         change = Change(
             tenant=letter.tenant,
-            op=Op.DELETE if row is None else Op.SNAPSHOT if insert else Op.UPDATE,
+            op=Op.DELETE if row is None else Op.CREATE if insert else Op.UPDATE,
             accounting_id=letter.accounting_id,
             before=None,
             after=row,
             position=Position(lsn=letter.lsn or 0),
         )
-        decided = classify(change, scope, snapshot_as_insert=True)
+        decided = classify(change, scope)
         if isinstance(decided, SyncIntent):
             kind = "an insert (R1)" if insert else "an update (R2)"
             planned.append(Redrive(

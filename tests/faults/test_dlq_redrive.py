@@ -62,6 +62,7 @@ def test_a_fixed_row_is_redriven_from_its_current_state(stack_settings: Settings
         stack.start_worker(stack_settings)
     created, fix = pipe.results([row], 3, timeout_s=120)[1:]
     assert created["action"] == "created" and created["crm_id"] is not None
+    assert (created["op"], created["reason"][:4]) == ("c", "R1a:")  # decided as the insert it was
     assert fix["action"] == "unchanged" and fix["op"] == "u"
     assert "replay" not in fix["reason"]  # decided again, not dropped as an old change
     [record] = pipe.crm_by_code(f"{tag}-A")
