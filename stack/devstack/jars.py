@@ -17,6 +17,7 @@ from pathlib import Path
 
 from acct2crm.errors import StackError
 from acct2crm.settings import get_settings
+from devstack.fetch_progress import run_maven
 from devstack.paths import (
     DEBEZIUM_POM,
     JMX_EXPORTER_POM,
@@ -106,9 +107,7 @@ def _fetch(
     staging.mkdir(parents=True)
     argv = maven_command(pom, staging, properties, exclude)
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S, check=False
-        )
+        done = run_maven(argv, staging, pom.stem, FETCH_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise StackError(
             f"Maven did not finish fetching jars in {FETCH_TIMEOUT_S:.0f}s "

@@ -28,6 +28,7 @@ from acct2crm.connect import operations as connectors
 from acct2crm.connect.secrets import write_connect_secrets
 from acct2crm.errors import ConnectError, ServiceUnhealthy, StackError, StartFailed
 from acct2crm.settings import Settings
+from acct2crm.task_progress import Tracker, track
 from acct2crm.topics import ensure_retention, ensure_topics
 from devstack import kafka, kafka_connect, postgres, python_services, safe_fs
 from devstack.jars import ensure_jars
@@ -133,6 +134,7 @@ class _Starter:
         self.begun: dict[str, float] = {}
         self.started: list[str] = []  # in start order; only these are undone
         self.current = "setup"
+        self.tracker: Tracker | None = None  # services healthy so far, for the progress bar
 
     def launch(self, service: Service) -> None:
         """Start ``service`` unless it already runs; do not wait for it."""
@@ -191,7 +193,13 @@ class _Starter:
                 raise ServiceUnhealthy(
                     f"{service.name} not healthy after {service.timeout_s:.0f}s ({where})"
                 )
+            if self.tracker is not None:
+                waited = service.timeout_s - (deadline - time.monotonic())
+                self.tracker.update(note=f"waiting for {service.name} ({waited:.0f}s)")
             time.sleep(0.5)
+        if self.tracker is not None:
+            self.tracker.advance()
+            self.tracker.update(note=f"{service.name} healthy")
         begun = self.begun.get(service.name)
         if service.external:
             self.echo(f"{service.name}: reachable (external)")
@@ -287,7 +295,8 @@ def up(
     table = services(settings, crm_fault_injection)
     run = _Starter(settings, paths, echo, table)
     try:
-        _start(run, wanted, with_worker)
+        with track("up: services healthy", len(wanted), "services") as run.tracker:
+            _start(run, wanted, with_worker)
     except BaseException as exc:
         with _no_interrupts():
             stopped = run.roll_back()

@@ -36,6 +36,7 @@ from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
+from acct2crm.task_progress import Tracker
 
 COLUMNS = (
     "id, code, name, tax_code, address, phone, email, contact_name, branch_code, "
@@ -94,7 +95,7 @@ def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPl
     return result
 
 
-def send(settings: Settings, intents: list[SyncIntent]) -> int:
+def send(settings: Settings, intents: list[SyncIntent], tracker: Tracker | None = None) -> int:
     p = producer(settings)
     codec = command_type()
     for intent in intents:
@@ -103,6 +104,9 @@ def send(settings: Settings, intents: list[SyncIntent]) -> int:
             key=str(intent.accounting_id).encode(),
             value=codec.encode(command_record(intent, None)),
         )
+        p.poll(0)
+        if tracker is not None:
+            tracker.advance()
     flush(p)
     return len(intents)
 

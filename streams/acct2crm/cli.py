@@ -194,11 +194,14 @@ def mapping_preview(
 @app.command()
 def backfill(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what R1 would do; write nothing."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the worker until it applied them."),
 ) -> None:
     """Apply R1 to every in-scope accounting row that exists now (snapshot rows included)."""
     from acct2crm import backfill as job
     from acct2crm.errors import Acct2CrmError
+    from acct2crm.follow_worker import end_offset, follow_with_progress
     from acct2crm.settings import get_settings
+    from acct2crm.task_progress import track
     from acct2crm.views import backfill_table
 
     settings = get_settings()
@@ -208,13 +211,19 @@ def backfill(
         if dry_run:
             backfill_table(list(job.dry_run(settings, planned.intents)), planned.outcomes)
             return
-        sent = job.send(settings, planned.intents)
+        start = end_offset(settings, settings.commands_topic)
+        with track("backfill: sending rows", len(planned.intents), "rows") as tracker:
+            sent = job.send(settings, planned.intents, tracker)
+        typer.echo(
+            f"{sent} in-scope rows sent to the sink as inserts (R1); "
+            f"{len(planned.outcomes)} left alone. Follow with `acct2crm status`."
+        )
+        if wait and sent:
+            end = end_offset(settings, settings.commands_topic)
+            follow_with_progress(settings, settings.commands_topic, start, end,
+                                 what="backfill: applied by the worker", unit="commands")
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
-    typer.echo(
-        f"{sent} in-scope rows sent to the sink as inserts (R1); "
-        f"{len(planned.outcomes)} left alone. Follow with `acct2crm status`."
-    )
 
 
 @app.command()
@@ -224,11 +233,14 @@ def replay(
         None, "--from-timestamp", help="ISO 8601 time (UTC if no zone) or epoch ms."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would happen; move nothing."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the worker through the replay."),
 ) -> None:
     """Re-read the change topic from an offset or a time; applied changes write nothing."""
     from acct2crm import replay as job
     from acct2crm.errors import Acct2CrmError
+    from acct2crm.follow_worker import end_offset, follow_with_progress
     from acct2crm.settings import get_settings
+    from acct2crm.task_progress import track
     from acct2crm.views import replay_table
 
     if (from_offset is None) == (from_timestamp is None):
@@ -236,16 +248,22 @@ def replay(
     settings = get_settings()
     try:
         start = job.offset_for(settings, from_offset, from_timestamp)
+        end = end_offset(settings, settings.change_topic)
         if dry_run:
-            replay_table(start, list(job.dry_run(settings, start)))
+            with track("replay (dry run): reading", end - start, "offsets") as tracker:
+                previews = list(job.dry_run(settings, start, tracker))
+            replay_table(start, previews)
             return
         restarted = _with_worker_stopped(settings, lambda: job.rewind(settings, start))
+        typer.echo(
+            f"worker rewound to offset {start} of {settings.change_topic}"
+            + ("; worker restarted" if restarted else "; start the worker to replay")
+        )
+        if wait and end > start:
+            follow_with_progress(settings, settings.change_topic, start, end,
+                                 what="replay: re-read by the worker", unit="offsets")
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
-    typer.echo(
-        f"worker rewound to offset {start} of {settings.change_topic}"
-        + ("; worker restarted" if restarted else "; start the worker to replay")
-    )
 
 
 
@@ -301,6 +319,32 @@ def status(
 
     found = report.collect(get_settings())
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
+
+
+from acct2crm.dlq_cli import dlq_app  # noqa: E402 - registered where it is listed
+
+app.add_typer(dlq_app, name="dlq")
+
+
+@app.command()
+def pause(tenant: str = typer.Argument(..., help="Tenant whose CRM writes wait.")) -> None:
+    """Hold a tenant's changes in Kafka (as if its CRM were down) until `resume`."""
+    from acct2crm import pause as job
+    from acct2crm.settings import get_settings
+
+    changed = job.pause(get_settings(), tenant)
+    typer.echo(f"tenant {tenant} " + ("paused: its changes wait in Kafka" if changed
+                                      else "was already paused"))
+
+
+@app.command()
+def resume(tenant: str = typer.Argument(..., help="Paused tenant.")) -> None:
+    """Let a paused tenant's changes go on to the CRM, in order."""
+    from acct2crm import pause as job
+    from acct2crm.settings import get_settings
+
+    changed = job.resume(get_settings(), tenant)
+    typer.echo(f"tenant {tenant} " + ("resumed" if changed else "was not paused"))
 
 
 config_app = typer.Typer(help="The settings in force and where each comes from.")

@@ -1,13 +1,17 @@
 """How far the sync has got: counts per action, lag, last failures, history of a code.
 
-Read from Kafka itself (the results topic and the worker's committed offsets),
-so the figures are right even when the worker is stopped or was restarted.
+Read from Kafka itself (the results topic and the worker's offset ledger), so
+the figures are right even when the worker is stopped or was restarted. The
+results are not scanned per call: the result index (result_index.py) catches
+up with the topic's new tail and answers from there; the ledger is read back
+from its end (tail_read.py).
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +24,18 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from acct2crm import result_index
 from acct2crm.errors import DecodeError, StackError
-from acct2crm.kafka_io import read_table
+from acct2crm.kafka_io import json_or_none
 from acct2crm.kafka_security import client_config
 from acct2crm.model.keys import offset_key
-from acct2crm.records.avro import result_type
+from acct2crm.records.avro import avro_type, result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
 from acct2crm.settings import Settings
+from acct2crm.tail_read import latest_values
+
+log = logging.getLogger(__name__)
 
 WORKER_GROUP = "acct2crm"
 LAST_FAILURES = 10
@@ -81,23 +89,32 @@ def iter_results(settings: Settings, timeout_s: float = 5.0) -> Iterator[dict[st
 LEDGER_CHANGELOG = f"{WORKER_GROUP}-topic_offsets-changelog"
 
 
-def handled_offsets(settings: Settings) -> dict[str, int]:
-    """The worker's offset ledger (last offset handled per topic partition)."""
+def handled_offsets(
+    settings: Settings, stats: result_index.ReadStats | None = None
+) -> dict[str, int]:
+    """The worker's offset ledger (last offset handled) for the change and command topics."""
+    keys = [offset_key(topic, 0) for topic in (settings.change_topic, settings.commands_topic)]
+    codec = avro_type("table_offset")
     try:
-        table = read_table(settings, LEDGER_CHANGELOG, "table_offset")
-    except StackError:
+        table = latest_values(settings, LEDGER_CHANGELOG, keys, codec.decode,
+                              parse_key=json_or_none, stats=stats)
+    except (StackError, DecodeError):
         return {}  # the worker has not run yet
     return {k: int(v["offset"]) for k, v in table.items()}
 
 
-def lag(settings: Settings, timeout_s: float = 5.0) -> int:
+def lag(
+    settings: Settings, timeout_s: float = 5.0, stats: result_index.ReadStats | None = None
+) -> int:
     """Messages on the change and command topics the worker has not handled yet."""
-    return sum(high - done for done, high in _unhandled(settings, timeout_s).values())
+    return sum(high - done for done, high in _unhandled(settings, timeout_s, stats).values())
 
 
-def _unhandled(settings: Settings, timeout_s: float = 5.0) -> dict[str, tuple[int, int]]:
+def _unhandled(
+    settings: Settings, timeout_s: float = 5.0, stats: result_index.ReadStats | None = None
+) -> dict[str, tuple[int, int]]:
     """Per input topic: (first offset not handled yet, end offset)."""
-    ledger = handled_offsets(settings)
+    ledger = handled_offsets(settings, stats)
     consumer = _consumer(settings, WORKER_GROUP)
     try:
         found = {}
@@ -166,28 +183,47 @@ def _duration(ms: int) -> str:
     return f"{minutes}m {rest % 60}s"
 
 
-def sync_progress(settings: Settings) -> SyncProgress:
+def sync_progress(
+    settings: Settings, stats: result_index.ReadStats | None = None
+) -> SyncProgress:
     progress = SyncProgress()
     try:
-        progress.lag = lag(settings)
-        counts: Counter[str] = Counter()
-        failures: list[dict[str, Any]] = []
-        for record in iter_results(settings):
-            counts[record["action"]] += 1
-            progress.results_seen += 1
-            if record["action"] == "failed":
-                failures.append(record)
-                del failures[:-LAST_FAILURES]
-        progress.counts = dict(counts)
-        progress.last_failures = failures
+        progress.lag = lag(settings, stats=stats)
+        try:
+            result_index.catch_up(settings, stats)
+            progress.counts = result_index.counts(settings)
+            progress.last_failures = result_index.last_failures(settings, LAST_FAILURES, stats)
+        except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
+            log.warning("result index unusable (%s); reading the whole results topic", exc)
+            _scan_progress(settings, progress)
+        progress.results_seen = sum(progress.counts.values())
     except (KafkaException, StackError):
         progress.lag = -1
     return progress
 
 
-def code_history(settings: Settings, code: str) -> list[dict[str, Any]]:
-    """Every result about one customer code, in the accounting database's commit order."""
-    key = code_key(code)
-    found = [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
+def _scan_progress(settings: Settings, progress: SyncProgress) -> None:
+    counts: dict[str, int] = {}
+    failures: list[dict[str, Any]] = []
+    for record in iter_results(settings):
+        counts[record["action"]] = counts.get(record["action"], 0) + 1
+        if record["action"] == "failed":
+            failures.append(record)
+            del failures[:-LAST_FAILURES]
+    progress.counts, progress.last_failures = counts, failures
+
+
+def code_history(
+    settings: Settings, code: str, stats: result_index.ReadStats | None = None
+) -> list[dict[str, Any]]:
+    """The results about one customer code (the newest ones), in commit order."""
+    try:
+        result_index.catch_up(settings, stats)
+        offsets = result_index.code_offsets(settings, code)
+        found = list(result_index.read_results(settings, offsets, stats))
+    except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
+        log.warning("result index unusable (%s); reading the whole results topic", exc)
+        key = code_key(code)
+        found = [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
     found.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0, r["applied_at"]))
     return found

@@ -27,6 +27,7 @@ from acct2crm.rules.change import Position
 from acct2crm.rules.decide import Outcome, classify
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
+from acct2crm.task_progress import Tracker
 
 WORKER_GROUP = "acct2crm"
 POSITIONS_CHANGELOG = f"{WORKER_GROUP}-row_to_position-changelog"
@@ -78,11 +79,13 @@ class Preview:
     would: str
 
 
-def dry_run(settings: Settings, start: int) -> Iterator[Preview]:
+def dry_run(settings: Settings, start: int, tracker: Tracker | None = None) -> Iterator[Preview]:
     scope = read_scope(settings.effective_scope_file)
     mapping = read_mapping(settings.effective_mapping_file)
     positions = applied_positions(settings)
     for offset, key, value in read_range(settings, settings.change_topic, start):
+        if tracker is not None:
+            tracker.update(completed=offset + 1 - start)
         try:
             change = decode_change(key, value, tenant=settings.tenant, offset=offset)
         except DecodeError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from acct2crm.errors import Acct2CrmError
 from acct2crm.kafka_check import check_kafka
 from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
+from acct2crm.pause import pause_path, read_paused
 from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
 from acct2crm.settings import Settings
 from acct2crm.source_watch import report as source_report
@@ -113,8 +115,8 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         return {"state": "unreachable"}
-    keys = ("state", "waiting_reason", "waiting_since", "scope", "scope_error", "seeded",
-            "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
+    keys = ("state", "paused", "waiting_reason", "waiting_since", "scope", "scope_error",
+            "seeded", "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
             "mapping_error")
     return {key: body.get(key) for key in keys}
 
@@ -157,6 +159,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
     source = source_view(settings)
+    sync["paused"] = _paused(settings)  # the pause file's word: right with the worker down
     return {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
@@ -176,8 +179,20 @@ def collect(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _paused(settings: Settings) -> dict[str, float]:
+    """Paused tenants from the pause file itself: right with the worker down too."""
+    try:
+        return read_paused(pause_path(settings))
+    except Acct2CrmError:
+        return {}
+
+
 def as_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def _when(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def mask(secret: str) -> str:
@@ -220,6 +235,9 @@ def as_text(report: dict[str, Any]) -> str:
             f"code {restarts.get('last_exit_code')}"
             + ("; starting again soon" if restarts.get("child_pid") is None else "")
         )
+    for tenant, since in sorted((sync.get("paused") or {}).items()):
+        lines.append(f"sync       PAUSED tenant {tenant} since {_when(since)}: its changes wait "
+                     f"in Kafka (acct2crm resume {tenant})")
     if sync.get("state") == "waiting_for_crm":
         lines.append(f"sync       WAITING for the CRM: {sync.get('waiting_reason')}")
     elif sync.get("state") == "running":

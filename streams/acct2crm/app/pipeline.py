@@ -177,13 +177,20 @@ class ChangeRouter:
 
 class CommandApplier:
     def __init__(
-        self, engine: SinkEngine, outputs: Outputs, seed: Callable[[], Awaitable[None]]
+        self,
+        engine: SinkEngine,
+        outputs: Outputs,
+        seed: Callable[[], Awaitable[None]],
+        gate: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._engine = engine
         self._out = outputs
         self._seed = seed
+        self._gate = gate  # returns once the tenant is not paused (pause.py)
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
+        if self._gate is not None:
+            await self._gate(self._out.tenant)  # a paused tenant's batch waits, unread
         intents: list[SyncIntent] = []
         origin: list[tuple[Message, int | None]] = []
         for message in messages:

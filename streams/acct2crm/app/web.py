@@ -11,8 +11,11 @@ from acct2crm.app.wiring import Wiring
 
 def status_body(wiring: Wiring) -> dict[str, Any]:
     wait_state = wiring.wait_state
+    paused = wiring.pause.paused()
     return {
-        "state": "waiting_for_crm" if wait_state.reason else "running",
+        "state": "paused" if wiring.pause.holding or wiring.outputs.tenant in paused
+        else "waiting_for_crm" if wait_state.reason else "running",
+        "paused": paused,  # tenant -> since (epoch s); its changes wait in Kafka
         "waiting_reason": wait_state.reason,
         "waiting_kind": wait_state.kind,  # "configuration": the operator must act
         "waiting_since": wait_state.since,

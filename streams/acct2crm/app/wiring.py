@@ -21,6 +21,7 @@ from acct2crm.crm.client import CrmClient
 from acct2crm.crm.instrumented import InstrumentedCrm
 from acct2crm.kafka_security import aiokafka_options
 from acct2crm.mapping_file import MappingWatcher
+from acct2crm.pause import PauseGate, pause_path
 from acct2crm.rules.change import Action
 from acct2crm.scope_file import ScopeWatcher
 from acct2crm.settings import Settings
@@ -45,6 +46,7 @@ class Wiring:
     ledger: OffsetLedger
     router: ChangeRouter
     applier: CommandApplier
+    pause: PauseGate
     started: float = field(default_factory=time.time)
     seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
 
@@ -99,6 +101,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ),
     )
     wait_state = WaitState(settings.tenant)
+    pause = PauseGate(pause_path(settings))
     scope = ScopeWatcher(settings.effective_scope_file)
     mapping = MappingWatcher(settings.effective_mapping_file)
     crm = InstrumentedCrm(CrmClient.connect(
@@ -136,6 +139,9 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         cache=cache,
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping),
-        applier=CommandApplier(engine, _outputs(settings, topology, deliveries[1], counts), seed),
+        applier=CommandApplier(
+            engine, _outputs(settings, topology, deliveries[1], counts), seed, pause.wait
+        ),
         seeder=seeder,
+        pause=pause,
     )

@@ -1,0 +1,116 @@
+"""Pause and resume one tenant's writes to the CRM.
+
+A paused tenant's commands wait in Kafka exactly as when its CRM is down:
+the command step holds its batch (nothing is consumed past it, nothing is
+written) and goes on in order once resumed. Changes keep being routed into
+commands meanwhile, so nothing is lost and resuming needs no replay.
+
+The state is a small JSON file under the home folder, like the scope file:
+``acct2crm pause``/``resume`` write it, the worker checks its modification
+time before each batch, and ``status`` reads it even with the worker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from acct2crm.errors import ConfigError
+from acct2crm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+
+
+def pause_path(settings: Settings) -> Path:
+    return settings.home / "paused.json"
+
+
+def read_paused(path: Path) -> dict[str, float]:
+    """tenant -> when it was paused (epoch seconds)."""
+    if not path.exists():
+        return {}
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"pause file {path}: {exc}") from exc
+    try:
+        return {str(tenant): float(since) for tenant, since in dict(data).items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"pause file {path}: expected {{tenant: epoch seconds}}") from exc
+
+
+def _write(path: Path, paused: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(paused, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def pause(settings: Settings, tenant: str) -> bool:
+    """Pause ``tenant``; False if it already was."""
+    path = pause_path(settings)
+    paused = read_paused(path)
+    if tenant in paused:
+        return False
+    paused[tenant] = time.time()
+    _write(path, paused)
+    return True
+
+
+def resume(settings: Settings, tenant: str) -> bool:
+    """Resume ``tenant``; False if it was not paused."""
+    path = pause_path(settings)
+    paused = read_paused(path)
+    if paused.pop(tenant, None) is None:
+        return False
+    _write(path, paused)
+    return True
+
+
+class PauseGate:
+    """The worker's view of the pause file, re-read when it changes."""
+
+    def __init__(self, path: Path, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+                 ) -> None:
+        self.path = path
+        self._sleep = sleep
+        self._seen: tuple[int, int] | None = None  # mtime and inode: each write is a new file
+        self._paused: dict[str, float] = {}
+        self.error: str | None = None
+        self.holding: str | None = None  # the tenant whose batch is waiting now
+
+    def paused(self) -> dict[str, float]:
+        try:
+            stat = self.path.stat()
+            seen: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_ino)
+        except OSError:
+            seen = None
+        if seen != self._seen:
+            self._seen = seen
+            try:
+                self._paused = read_paused(self.path)
+                self.error = None
+            except ConfigError as exc:  # a broken file keeps the last good state
+                self.error = str(exc)
+                log.error("%s; keeping the previous pause state", exc)
+        return self._paused
+
+    async def wait(self, tenant: str) -> None:
+        """Return once ``tenant`` is not paused."""
+        if tenant not in self.paused():
+            return
+        log.info("tenant %s is paused; its changes wait in Kafka", tenant)
+        self.holding = tenant
+        try:
+            while tenant in self.paused():
+                await self._sleep(POLL_S)
+        finally:
+            self.holding = None
+        log.info("tenant %s resumed", tenant)

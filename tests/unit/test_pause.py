@@ -1,0 +1,49 @@
+"""The pause file and the worker's gate on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from acct2crm import pause
+from acct2crm.pause import PauseGate, pause_path, read_paused
+from acct2crm.settings import Settings
+
+
+def test_pause_and_resume_write_the_file(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    assert pause.pause(settings, "default")
+    assert not pause.pause(settings, "default")
+    assert set(read_paused(pause_path(settings))) == {"default"}
+    assert pause.resume(settings, "default")
+    assert not pause.resume(settings, "default")
+    assert read_paused(pause_path(settings)) == {}
+
+
+async def test_the_gate_holds_a_paused_tenant_until_it_is_resumed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    pause.pause(settings, "a")
+    ticks: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        if len(ticks) == 3:
+            pause.resume(settings, "a")
+
+    gate = PauseGate(pause_path(settings), sleep=sleep)
+    await gate.wait("b")  # another tenant is not held
+    assert ticks == []
+    await gate.wait("a")
+    assert len(ticks) >= 3
+    assert gate.holding is None
+
+
+def test_a_broken_pause_file_keeps_the_last_good_state(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    pause.pause(settings, "a")
+    gate = PauseGate(pause_path(settings))
+    assert set(gate.paused()) == {"a"}
+    for broken in ('{"a": "soon"}', "[1, 2]", "not json"):
+        pause_path(settings).unlink()
+        pause_path(settings).write_text(broken)
+        assert set(gate.paused()) == {"a"}
+        assert gate.error is not None
