@@ -14,7 +14,8 @@ from pathlib import Path, PurePath
 import httpx
 from pydantic import SecretStr
 
-from acct2crm.settings import DERIVED_ENDPOINTS, Settings, env_name
+from acct2crm.config_file import env_name
+from acct2crm.settings import DERIVED_ENDPOINTS, Settings
 from devstack import safe_fs
 from devstack.paths import StackPaths
 from devstack.processes import find_by_cwd, spawn, write_pid

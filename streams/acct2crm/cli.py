@@ -7,13 +7,14 @@ work, so the same operations are callable from tests.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
 
+from acct2crm.commands.common import fail, with_worker_stopped
+
 if TYPE_CHECKING:
-    from acct2crm.settings import Settings
+    pass
 
 app = typer.Typer(
     name="acct2crm",
@@ -44,9 +45,7 @@ def _read_settings() -> None:
 # ---------------------------------------------------------------- the sync
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"acct2crm: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=1)
+_fail = fail
 
 
 @app.command()
@@ -86,109 +85,6 @@ def history(
             typer.echo(json.dumps(record, ensure_ascii=False, default=str))
         return
     history_table(code, records)
-
-
-scope_app = typer.Typer(help="Show or change which accounting rows are synced (the sync scope).")
-app.add_typer(scope_app, name="scope")
-
-
-@scope_app.command("show")
-def scope_show() -> None:
-    """Print the sync scope in force and the file it comes from."""
-    from acct2crm.errors import ConfigError
-    from acct2crm.scope_file import read_scope
-    from acct2crm.settings import get_settings
-
-    path = get_settings().effective_scope_file
-    try:
-        scope = read_scope(path)
-    except ConfigError as exc:
-        raise _fail(exc) from exc
-    origin = str(path) if path.exists() else f"{path} (absent: defaults)"
-    typer.echo(f"scope file: {origin}\nin force:   {scope.describe()}")
-
-
-@scope_app.command("set")
-def scope_set(
-    branches: str | None = typer.Option(
-        None, help='Comma-separated branch codes, or "all".'
-    ),
-    customers_only: bool | None = typer.Option(
-        None, "--customers-only/--customers-and-vendors", help="Sync only rows with is_customer."
-    ),
-) -> None:
-    """Change the scope file; the worker applies it to changes from then on."""
-    import dataclasses
-
-    from acct2crm.errors import ConfigError
-    from acct2crm.scope_file import read_scope, write_scope
-    from acct2crm.settings import get_settings
-
-    path = get_settings().effective_scope_file
-    try:
-        scope = read_scope(path)
-    except ConfigError as exc:
-        raise _fail(exc) from exc
-    if branches is not None:
-        chosen = None if branches.strip().lower() == "all" else frozenset(
-            b.strip() for b in branches.split(",") if b.strip()
-        )
-        scope = dataclasses.replace(scope, branches=chosen)
-    if customers_only is not None:
-        scope = dataclasses.replace(scope, customers_only=customers_only)
-    write_scope(path, scope)
-    typer.echo(f"scope written to {path}: {scope.describe()}")
-
-
-mapping_app = typer.Typer(help="Show the field mapping, or what the CRM would receive for a row.")
-app.add_typer(mapping_app, name="mapping")
-
-
-@mapping_app.command("show")
-def mapping_show() -> None:
-    """Print the field mapping in force and the file it comes from."""
-    from acct2crm.errors import ConfigError
-    from acct2crm.mapping_file import read_mapping
-    from acct2crm.settings import get_settings
-
-    path = get_settings().effective_mapping_file
-    try:
-        mapping = read_mapping(path)
-    except ConfigError as exc:
-        raise _fail(exc) from exc
-    origin = str(path) if path.exists() else f"{path} (absent: each CRM field from its column)"
-    typer.echo(f"mapping file: {origin}")
-    for line in mapping.describe():
-        typer.echo(f"  {line}")
-
-
-@mapping_app.command("preview")
-def mapping_preview(
-    code: str = typer.Argument(..., help="Customer code, matched as the CRM does."),
-) -> None:
-    """What the CRM would receive for this accounting row now (reads PostgreSQL; writes nothing)."""
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.mapping_file import read_mapping
-    from acct2crm.mapping_preview import preview, read_row
-    from acct2crm.scope_file import read_scope
-    from acct2crm.settings import get_settings
-
-    settings = get_settings()
-    try:
-        mapping = read_mapping(settings.effective_mapping_file)
-        scope = read_scope(settings.effective_scope_file)
-        row = read_row(settings, code, mapping.code_column)
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-    if row is None:
-        raise _fail(LookupError(f"no accounting row has code {code!r}"))
-    if not scope.contains(row):
-        typer.echo(f"note: this row is out of the sync scope ({scope.describe()}); "
-                   "nothing is sent for it while it stays out")
-    typer.echo(f"accounting row {row['id']}: the CRM would receive")
-    for item in preview(mapping, row):
-        note = "  (create only: an update leaves it to sales)" if item.create_only else ""
-        typer.echo(f"  {item.field:<14} {item.value!r}{note}")
 
 
 @app.command()
@@ -254,7 +150,7 @@ def replay(
                 previews = list(job.dry_run(settings, start, tracker))
             replay_table(start, previews)
             return
-        restarted = _with_worker_stopped(settings, lambda: job.rewind(settings, start))
+        restarted = with_worker_stopped(settings, lambda: job.rewind(settings, start))
         typer.echo(
             f"worker rewound to offset {start} of {settings.change_topic}"
             + ("; worker restarted" if restarted else "; start the worker to replay")
@@ -265,48 +161,6 @@ def replay(
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
 
-
-
-positions_app = typer.Typer(help="The per-row source positions the worker keeps.")
-app.add_typer(positions_app, name="positions")
-
-
-@positions_app.command("rebase")
-def positions_rebase(
-    before: str | None = typer.Option(
-        None, "--before",
-        help="Forget positions committed before this time (ISO 8601 or epoch ms); "
-        "default: the earliest change held back as a source reset, else all.",
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
-) -> None:
-    """After a source reset (new cluster, restored backup): forget the old positions,
-    record the cluster as the new baseline, re-read the changes held back."""
-    from acct2crm import rebase as job
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.replay import parse_timestamp
-    from acct2crm.settings import get_settings
-
-    settings = get_settings()
-    try:
-        plan = job.make_plan(settings, parse_timestamp(before) if before else None)
-        typer.echo(
-            f"{len(plan.forget)} row positions to forget, {plan.keep} kept"
-            + (f" (committed before {plan.cutoff_ms} ms)" if plan.cutoff_ms is not None else "")
-            + (
-                f"; held-back changes re-read from offset {plan.replay_from}"
-                if plan.replay_from is not None else "; no held-back change found"
-            )
-        )
-        if dry_run:
-            return
-        restarted = _with_worker_stopped(settings, lambda: job.apply_rebase(settings, plan))
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-    typer.echo(
-        "positions rebased; this cluster is the new baseline"
-        + ("; worker restarted" if restarted else "; start the worker")
-    )
 
 
 @app.command()
@@ -347,96 +201,21 @@ def resume(tenant: str = typer.Argument(..., help="Paused tenant.")) -> None:
     typer.echo(f"tenant {tenant} " + ("resumed" if changed else "was not paused"))
 
 
-config_app = typer.Typer(help="The settings in force and where each comes from.")
-app.add_typer(config_app, name="config")
+def _mount_groups() -> None:
+    from acct2crm.commands.config import config_app
+    from acct2crm.commands.connectors import connectors_app
+    from acct2crm.commands.mapping import mapping_app
+    from acct2crm.commands.positions import positions_app
+    from acct2crm.commands.scope import scope_app
+
+    app.add_typer(scope_app, name="scope")
+    app.add_typer(mapping_app, name="mapping")
+    app.add_typer(positions_app, name="positions")
+    app.add_typer(config_app, name="config")
+    app.add_typer(connectors_app, name="connectors")
 
 
-@config_app.command("show")
-def config_show(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object, secrets masked."),
-) -> None:
-    """Every setting's effective value and its source (env, file, default); secrets masked."""
-    from acct2crm import config_report
-    from acct2crm.settings import get_settings
-
-    found = config_report.collect(get_settings())
-    typer.echo(config_report.as_json(found) if as_json else config_report.as_text(found))
-
-
-connectors_app = typer.Typer(help="Kafka Connect configuration from connectors/.")
-app.add_typer(connectors_app, name="connectors")
-
-
-@connectors_app.command("apply")
-def connectors_apply() -> None:
-    """Create the project's topics (retention corrected), PUT each connector's config
-    (only if it changed), then wait until it runs."""
-    from acct2crm import source_watch
-    from acct2crm.connect import operations
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-    from acct2crm.topics import ensure_retention, ensure_topics
-
-    settings = get_settings()
-    try:
-        created = ensure_topics(settings)
-        if created:
-            typer.echo(f"topics: created {', '.join(created)}")
-        for corrected in ensure_retention(settings):
-            typer.echo(f"topics: {corrected}")
-        for result in operations.apply(settings):
-            typer.echo(f"{result.name}: {result.change}, {result.state.state}")
-        reset = source_watch.baseline(settings)
-        if reset:
-            typer.secho(f"WARNING {reset}", fg=typer.colors.YELLOW, err=True)
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-
-
-@connectors_app.command("status")
-def connectors_status() -> None:
-    """The state of each connector and its tasks, as Kafka Connect reports it."""
-    from acct2crm.connect import operations
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-
-    try:
-        for state in operations.status(get_settings()):
-            tasks = ", ".join(f"task {t.get('id')} {t.get('state')}" for t in state.tasks)
-            typer.echo(f"{state.name}: {state.state} {tasks}".rstrip())
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-
-
-@connectors_app.command("restart")
-def connectors_restart() -> None:
-    """Restart each connector with its tasks, then wait until they run again."""
-    from acct2crm.connect import operations
-    from acct2crm.errors import Acct2CrmError
-    from acct2crm.settings import get_settings
-
-    try:
-        for state in operations.restart(get_settings()):
-            typer.echo(f"{state.name}: restarted, {state.state}")
-    except Acct2CrmError as exc:
-        raise _fail(exc) from exc
-
-
-def _with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
-    """Stop the local stack's worker (if one runs), do ``action``, start it again.
-
-    Without a local stack the operator stops the workers; ``rewind`` refuses
-    while the worker group still has members.
-    """
-    from acct2crm.local_stack import find_local_stack
-
-    stack = find_local_stack()
-    stopped = stack is not None and stack.stop_worker(settings)
-    action()
-    if stack is None or not stopped:
-        return False
-    stack.start_worker(settings)
-    return True
+_mount_groups()
 
 
 def main() -> None:

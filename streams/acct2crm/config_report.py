@@ -13,13 +13,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from acct2crm.settings import (
-    DERIVED_ENDPOINTS,
-    Settings,
-    config_path,
-    origins,
-    unknown_env_names,
-)
+from acct2crm.config_file import config_path
+from acct2crm.settings import DERIVED_ENDPOINTS, Settings
+from acct2crm.settings_origins import origins, unknown_env_names
 
 MASK = "********"
 # the local port an endpoint is derived from when it is not configured

@@ -13,41 +13,31 @@ never print by accident.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
-import os
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import pydantic
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from acct2crm.config_file import (
+    ENV_PREFIX,
+    PROJECT_ROOT,
+    config_path,
+    read_config_file,
+)
 from acct2crm.errors import ConfigError
 
-ENV_PREFIX = "ACCT2CRM_"
-# environment variables of the project that are not settings (tests, the stack fixture)
-KNOWN_NON_SETTINGS = ("ACCT2CRM_TEST_", "ACCT2CRM_KEEP_STACK")
 # endpoints derived from a local port unless configured; configured = someone else's service
 DERIVED_ENDPOINTS = ("kafka_bootstrap", "connect_url", "crm_url")
 LOOPBACK_NAMES = ("localhost",)
-
-
-def _project_root() -> Path:
-    here = Path(__file__).resolve()
-    root = here.parents[2]
-    return root if (root / "pyproject.toml").exists() else Path.cwd()
-
-
-PROJECT_ROOT = _project_root()
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -165,6 +155,8 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
+            from acct2crm.settings_origins import describe_errors  # noqa: PLC0415 - a cycle
+
             raise ConfigError(describe_errors(exc, values)) from exc
         self._overrides = frozenset(values)
 
@@ -289,113 +281,6 @@ class Settings(BaseSettings):
     @property
     def effective_mapping_file(self) -> Path:
         return self.mapping_file or self.home / "mapping.toml"
-
-
-# ------------------------------------------------------------ where values come from
-def config_path() -> Path | None:
-    """The config file in use: ``ACCT2CRM_CONFIG`` (which must exist), else
-    ``<home>/acct2crm.toml`` when it exists. Read before the settings, so from the
-    environment directly."""
-    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(
-                f"{ENV_PREFIX}CONFIG names {path}, which is not an existing file; "
-                "create it or unset the variable"
-            )
-        return path
-    home = Path(os.environ.get(f"{ENV_PREFIX}HOME", str(PROJECT_ROOT / ".acct2crm")))
-    candidate = home / "acct2crm.toml"
-    return candidate if candidate.is_file() else None
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The file's keys and values, unchecked (the model checks them)."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    if "config" in data:
-        raise ConfigError(
-            f"key 'config' in {path}: the config file's own path comes from "
-            f"{ENV_PREFIX}CONFIG only; remove the key"
-        )
-    return data
-
-
-def env_name(name: str) -> str:
-    return f"{ENV_PREFIX}{name.upper()}"
-
-
-def _env_values() -> dict[str, Any]:
-    return EnvSettingsSource(Settings)()
-
-
-def origins(settings: Settings) -> dict[str, tuple[str, str | None]]:
-    """Where each setting's value came from, as (source, detail): ``("env", "ACCT2CRM_X")``,
-    ``("file", "<path>")``, ``("given", None)`` (an override in code) or ``("default", None)``."""
-    env = _env_values()
-    path = config_path()
-    in_file = read_config_file(path) if path is not None else {}
-    found: dict[str, tuple[str, str | None]] = {}
-    for name in Settings.model_fields:
-        if name in settings.overrides:
-            found[name] = ("given", None)
-        elif name in env:
-            found[name] = ("env", env_name(name))
-        elif name in in_file:
-            found[name] = ("file", str(path))
-        else:
-            found[name] = ("default", None)
-    return found
-
-
-def unknown_env_names() -> list[str]:
-    """``ACCT2CRM_*`` variables that name no setting (ignored; likely a typo)."""
-    return sorted(
-        key for key in os.environ
-        if key.upper().startswith(ENV_PREFIX)
-        and key[len(ENV_PREFIX):].lower() not in Settings.model_fields
-        and not key.upper().startswith(KNOWN_NON_SETTINGS)
-    )
-
-
-def describe_errors(exc: ValidationError, given: dict[str, Any]) -> str:
-    """One line: each bad key, where it came from and what is allowed."""
-    env = _env_values()
-    try:
-        path = config_path()
-    except ConfigError:
-        path = None
-    known = sorted(name for name in Settings.model_fields if name != "config")
-    problems = []
-    for error in exc.errors():
-        key = str(error["loc"][0]) if error["loc"] else "?"
-        if key in given:
-            where = "given in code"
-        elif key in env:
-            where = f"from the environment ({env_name(key)})"
-        else:
-            where = f"in {path}" if path is not None else "default"
-        if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            problems.append(
-                f"unknown key '{key}' {where}; {hint}known keys: {', '.join(known)}"
-            )
-            continue
-        field = Settings.model_fields.get(key)
-        secret = field is not None and (
-            field.annotation is SecretStr or SecretStr in get_args(field.annotation)
-        )
-        shown = "" if secret else f" = {error.get('input')!r}"
-        reason = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{key}{shown} {where}: {reason}")
-    return "invalid configuration: " + "; ".join(problems)
 
 
 _settings: Settings | None = None

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from acct2crm.cli import app
 from acct2crm.errors import ConfigError
-from acct2crm.settings import Settings, origins, reset_settings, unknown_env_names
+from acct2crm.settings import Settings, reset_settings
+from acct2crm.settings_origins import origins, unknown_env_names
 from devstack.python_services import settings_env
 
 FILE_ENDPOINTS = {
