@@ -109,6 +109,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         max_concurrency=settings.crm_max_concurrency,
         pace=RateLimiter(settings.crm_rate_limit_per_s),
         wait_state=wait_state,
+        batch_size=settings.crm_batch_size,
     )
 
     async def seed() -> None:
