@@ -60,7 +60,8 @@ class RateLimiter:
             now = time.monotonic()
             if self._next > now:
                 await asyncio.sleep(self._next - now)
-            self._next = max(now, self._next) + self._interval
+            # a slot lost to idleness (the lanes waited for a reply) may be used once
+            self._next = max(now - self._interval, self._next) + self._interval
 
     def learn(self, retry_after: float | None) -> None:
         """The CRM answered 429: hold everyone, then go slower than what it refused."""
