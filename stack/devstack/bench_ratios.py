@@ -166,9 +166,10 @@ def _burst(settings: Settings, n: int) -> tuple[float, float, float]:
 def _intents(n: int, tag: str) -> list[SyncIntent]:
     out = []
     for i in range(n):
-        after = {"id": 10_000_000 + i, "code": f"LIM{tag}{i}", "name": f"Limited {i}",
+        row_id = 10_000_000 + i
+        after = {"id": row_id, "code": f"LIM{tag}{i}", "name": f"Limited {i}",
                  "branch_code": "HQ", "is_customer": True, "is_vendor": False}
-        change = Change("default", Op.CREATE, after["id"], None, after, Position(i + 1))
+        change = Change("default", Op.CREATE, row_id, None, after, Position(i + 1))
         decided = classify(change, DEFAULT_SCOPE)
         assert isinstance(decided, SyncIntent)
         out.append(decided)
