@@ -90,10 +90,20 @@ def bench(
         False, "--ratios", help="Each figure against its bound (raw CRM, capture, a 50 calls/s "
         "CRM, raw consume); see devstack/bench_ratios.py."
     ),
+    memory: int = typer.Option(
+        0, "--memory", help="Only the worker's RSS with this many CRM codes in its table "
+        "(rocksdb://, a process of its own; e.g. 1000000). Needs no stack."
+    ),
 ) -> None:
     """Measure commit → CRM latency and drain throughput on the running local stack."""
     from devstack import bench as job
 
+    if memory:
+        from devstack import bench_memory
+
+        for line in bench_memory.run(memory):
+            typer.echo(line)
+        return
     if ratios:
         from devstack import bench_ratios
 
