@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -12,7 +13,7 @@ from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
-from acct2crm.sink.pacing import RetryPolicy
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy
 from tests.support.changes import change, row
 from tests.support.memory_crm import MemoryCrm
 
@@ -176,3 +177,20 @@ async def test_look_ups_the_cache_cannot_answer_go_by_many_codes() -> None:
     lookups = [arg for name, arg in crm.calls if name == "find_codes"]
     assert not [name for name, _ in crm.calls if name == "find"]
     assert len(lookups) == 1 and isinstance(lookups[0], list) and len(lookups[0]) == 30
+
+
+async def test_a_429_holds_every_lane_and_slows_the_pace() -> None:
+    pace = RateLimiter(50)
+    for _ in range(3):
+        await pace.wait()
+    pace.learn(0.05)
+    assert pace.per_s == pytest.approx(45)
+    began = asyncio.get_running_loop().time()
+    await pace.wait()
+    assert asyncio.get_running_loop().time() - began >= 0.04  # held for Retry-After
+
+    unpaced = RateLimiter(0)
+    for _ in range(20):
+        await unpaced.wait()
+    unpaced.learn(0.0)
+    assert 0 < unpaced.per_s <= 18  # learnt below the 20 calls of the last second
