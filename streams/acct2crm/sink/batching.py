@@ -16,6 +16,7 @@ and sends its item again (in a later batch).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -42,7 +43,7 @@ class Gatherer(Generic[Item, Answer]):
         self._queue: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._runner: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
-        self.sizes: list[int] = []  # sizes of the batches sent (for tests and the profile)
+        self.sizes: deque[int] = deque(maxlen=256)  # sizes of the last batches sent
 
     async def submit(self, item: Item) -> Answer:
         """This item's answer; raises its error (or the whole call's)."""
