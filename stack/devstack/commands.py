@@ -86,10 +86,30 @@ def bench(
     changes: int = typer.Option(300, help="Inserts at a steady rate (latency)."),
     rate: float = typer.Option(20.0, help="Inserts per second during the latency phase."),
     burst: int = typer.Option(300, help="Inserts committed at once (throughput)."),
+    ratios: bool = typer.Option(
+        False, "--ratios", help="Each figure against its bound (raw CRM, capture, a 50 calls/s "
+        "CRM, raw consume); see devstack/bench_ratios.py."
+    ),
+    memory: int = typer.Option(
+        0, "--memory", help="Only the worker's RSS with this many CRM codes in its table "
+        "(rocksdb://, a process of its own; e.g. 1000000). Needs no stack."
+    ),
 ) -> None:
     """Measure commit → CRM latency and drain throughput on the running local stack."""
     from devstack import bench as job
 
+    if memory:
+        from devstack import bench_memory
+
+        for line in bench_memory.run(memory):
+            typer.echo(line)
+        return
+    if ratios:
+        from devstack import bench_ratios
+
+        for line in bench_ratios.run(get_settings(), burst=burst):
+            typer.echo(line)
+        return
     for line in job.run(get_settings(), changes, rate, burst).lines():
         typer.echo(line)
 

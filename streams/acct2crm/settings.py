@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     crm_max_concurrency: PositiveInt = 8
     # our own pacing; 0 = none (Retry-After still honoured)
     crm_rate_limit_per_s: NonNegativeFloat = 0.0
+    # writes (and code look-ups) per batch call where the CRM has batches, at most
+    # the CRM's own limit (100 for the reference CRM); 0 = single calls only
+    crm_batch_size: NonNegativeInt = 100
     crm_retry_base_s: PositiveFloat = 0.2
     crm_retry_cap_s: PositiveFloat = 10.0
     # CRM customers asked per page when seeding the CRM-code table (first start)

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.integration
 
 ROWS = 120
 LATENCY_MS = 150
-# kill once every insert and some second changes reached the CRM: a redelivered
-# insert then meets a record already renamed or edited after it
+# kill once many inserts and second changes reached the CRM: a redelivered insert
+# may then meet a record already renamed or edited after it
 WRITES_BEFORE_KILL = ROWS + ROWS // 4
 
 
@@ -55,30 +55,37 @@ def test_sigkill_between_crm_write_and_its_result_loses_and_duplicates_nothing(
     since = pipe.crm_write_seq()
     pipe.faults(latency_ms=LATENCY_MS)  # every CRM call takes a while: writes are in flight
     try:
-        ids = pipe.many(
-            [
+        # each row's second change follows its insert at once: both commands of
+        # a row meet in one batch of the worker, one lane, so its first write is
+        # on the CRM while its second is under way, with batch calls as with
+        # single calls (the moment the kill must find)
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for n in range(ROWS):  # second change per row: rename half, edit the rest
+            first = f"{tag}-{n:03}"
+            statements.append(
                 ("INSERT INTO accounting.customer (code, name, phone) VALUES (%s, %s, %s) "
-                 "RETURNING id", (f"{tag}-{i:03}", f"Customer {i}", f"0{i:09}"))
-                for i in range(ROWS)
-            ]
-        )
-        final: dict[int, str] = {}
-        second = []
-        for n, row in enumerate(ids):  # second change per row: rename half, edit the rest
+                 "RETURNING id", (first, f"Customer {n}", f"0{n:09}"))
+            )
             if n % 2:
-                final[row] = f"{tag}-R{n:03}"
-                second.append(("UPDATE accounting.customer SET code = %s WHERE id = %s",
-                               (final[row], row)))
+                statements.append(("UPDATE accounting.customer SET code = %s WHERE code = %s",
+                                   (f"{tag}-R{n:03}", first)))
             else:
-                final[row] = f"{tag}-{n:03}"
-                second.append(("UPDATE accounting.customer SET name = %s WHERE id = %s",
-                               (f"Edited {n}", row)))
-        pipe.many(second)
+                statements.append(("UPDATE accounting.customer SET name = %s WHERE code = %s",
+                                   (f"Edited {n}", first)))
+        ids = [int(row) for row in pipe.many(statements)[0::2]]
+        final = {
+            row: f"{tag}-R{n:03}" if n % 2 else f"{tag}-{n:03}" for n, row in enumerate(ids)
+        }
 
         deadline = time.monotonic() + 120
-        while len(ours(pipe, since, tag)) < WRITES_BEFORE_KILL:
+        while True:
+            so_far = ours(pipe, since, tag)
+            # the last write a create: its lane's second write is under way, so its
+            # result is not out yet (the CRM takes LATENCY_MS for each call)
+            if len(so_far) >= WRITES_BEFORE_KILL and so_far[-1]["kind"] == "create":
+                break
             assert time.monotonic() < deadline, "the worker never started writing"
-            time.sleep(0.05)
+            time.sleep(0.02)
         pid = worker_pid(stack_settings)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)

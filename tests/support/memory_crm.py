@@ -8,6 +8,10 @@ Its code matching is written here again on purpose, not imported from the
 product: a test that borrowed ``acct2crm.rules.codes.code_key`` would agree
 with a wrong rule. Unlike the reference CRM it can delete (as a real CRM's API
 may), and it notes every delete, so a test can prove the sink never asks.
+
+With ``batch_limit`` > 0 it has the contract's batch API (``write_batch``,
+``find_by_codes``): operations applied in order, each with the single call's
+answer; ``lose_replies`` makes the next batches apply and then answer 502.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import random
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from acct2crm.errors import CrmConflict, CrmNotFound, CrmRetryable
+from acct2crm.errors import CrmConflict, CrmError, CrmNotFound, CrmRejected, CrmRetryable
 from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
-from acct2crm.sink.ports import CrmPage
+from acct2crm.sink.ports import CrmPage, ItemResult, Write
 
 
 def stored_code(code: str) -> str:
@@ -44,6 +49,10 @@ class MemoryCrm:
     # page number -> how many more times listing it answers 429 with this Retry-After
     refuse_pages: dict[int, tuple[int, float]] = field(default_factory=dict)
     tells_total: bool = False  # list pages carry "total", as some CRMs' do
+    batch_limit: int = 0  # > 0: the batch API, at most this many operations or codes
+    batches: list[int] = field(default_factory=list)  # size of each batch call
+    lose_replies: int = 0  # that many next batches are applied, then answered 502
+    reject_codes: set[str] = field(default_factory=set)  # codes answered 422
     _next_id: int = 1
 
     async def _yield(self) -> None:
@@ -120,8 +129,13 @@ class MemoryCrm:
 
     async def create(self, fields: Fields) -> CrmRecord:
         await self._yield()
+        return self._create(fields)
+
+    def _create(self, fields: Fields) -> CrmRecord:
         self.calls.append(("create", dict(fields)))
         code = fields.get("code") or ""
+        if match_key(code) in self.reject_codes:
+            raise CrmRejected(f"code {code} refused", field="code")
         if self._holder(code) is not None:
             raise CrmConflict(f"code {code} exists", status=409)
         self.writes += 1
@@ -136,11 +150,16 @@ class MemoryCrm:
 
     async def patch(self, crm_id: int, fields: Fields) -> CrmRecord:
         await self._yield()
+        return self._patch(crm_id, fields)
+
+    def _patch(self, crm_id: int, fields: Fields) -> CrmRecord:
         self.calls.append(("patch", (crm_id, dict(fields))))
         current = self.records.get(crm_id)
         if current is None:
             raise CrmNotFound(f"no customer {crm_id}", status=404)
         new_code = fields.get("code")
+        if new_code is not None and match_key(new_code) in self.reject_codes:
+            raise CrmRejected(f"code {new_code} refused", field="code")
         if new_code is not None and self._holder(new_code, other_than=crm_id) is not None:
             raise CrmConflict(f"code {new_code} exists", status=409)
         self.writes += 1
@@ -152,6 +171,32 @@ class MemoryCrm:
         record = CrmRecord(id=crm_id, fields=merged, external_ref=ref)
         self.records[crm_id] = record
         return record
+
+    async def write_batch(self, writes: Sequence[Write]) -> list[ItemResult]:
+        assert 0 < len(writes) <= self.batch_limit, "the sink sent a batch over the limit"
+        await self._yield()
+        self.batches.append(len(writes))
+        results: list[ItemResult] = []
+        for write in writes:
+            try:
+                if write.crm_id is None:
+                    results.append(self._create(write.fields))
+                else:
+                    results.append(self._patch(write.crm_id, write.fields))
+            except CrmError as exc:
+                results.append(exc)
+        if self.lose_replies > 0:
+            self.lose_replies -= 1
+            raise CrmRetryable("CRM answered 502 to a batch (reply lost)", status=502)
+        return results
+
+    async def find_by_codes(self, codes: Sequence[str]) -> list[CrmRecord]:
+        assert 0 < len(codes) <= self.batch_limit, "the sink asked for too many codes"
+        await self._yield()
+        self.reads += 1
+        self.calls.append(("find_codes", list(codes)))
+        keys = {match_key(c) for c in codes}
+        return [r for r in self.records.values() if match_key(r.code) in keys]
 
     async def delete(self, crm_id: int) -> None:
         """What a CRM's API may offer and the sink must never call (rule R3)."""

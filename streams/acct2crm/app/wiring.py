@@ -121,6 +121,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         max_concurrency=settings.crm_max_concurrency,
         pace=pace,
         wait_state=wait_state,
+        batch_size=settings.crm_batch_size,
     )
     seeder = Seeder(settings.tenant, crm, topology.code_to_customer, pace=pace, retry=retry,
                     page_size=settings.crm_seed_page_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ import httpx
 from acct2crm.errors import (
     ConfigError,
     CrmConflict,
+    CrmError,
     CrmMisconfigured,
     CrmNotFound,
     CrmPermanent,
@@ -26,14 +27,17 @@ from acct2crm.errors import (
 from acct2crm.model.crm import CrmRecord, Fields
 from acct2crm.rules.change import MAPPED_FIELDS
 from acct2crm.rules.codes import code_key
-from acct2crm.sink.ports import CrmPage
+from acct2crm.sink.ports import CrmPage, ItemResult, Write
+
+BATCH_LIMIT = 100  # the contract's batch API: at most 100 operations or codes a call
 
 
 class CrmClient:
     """Async CRM client; every method raises only ``acct2crm.errors.CrmError``."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, batch_limit: int = BATCH_LIMIT) -> None:
         self._http = http
+        self.batch_limit = batch_limit  # 0: this CRM has no batch API
 
     @classmethod
     def connect(
@@ -79,6 +83,38 @@ class CrmClient:
         response = await self._send("PATCH", f"/api/customers/{crm_id}", json=fields)
         record = _written_record(response)
         return record if record is not None else await self.get(crm_id)
+
+    async def find_by_codes(self, codes: Sequence[str]) -> list[CrmRecord]:
+        """Records holding any of ``codes`` in one call (``?codes=A,B``, at most 100)."""
+        return await self._list({"codes": ",".join(codes)})
+
+    async def write_batch(self, writes: Sequence[Write]) -> list[ItemResult]:
+        """Creates and updates in one call, applied in order; each item its own result.
+
+        A failure of the whole call raises as a single call's would; an item's
+        failure is returned as the error the same single call would raise.
+        """
+        operations = [
+            {"op": "create", "fields": w.fields}
+            if w.crm_id is None
+            else {"op": "update", "id": w.crm_id, "fields": w.fields}
+            for w in writes
+        ]
+        response = await self._send(
+            "POST", "/api/customers/batch", json={"operations": operations}, listing=True
+        )
+        body = _json(response)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise CrmMisconfigured(
+                f"CRM answered a batch ({response.status_code}) without a list of results; "
+                "does this CRM have the batch API?",
+                status=response.status_code,
+            )
+        return [
+            item_result(results[i] if i < len(results) else None, writes[i])
+            for i in range(len(writes))
+        ]
 
     async def iter_all(self, page_size: int = 200) -> AsyncIterator[CrmRecord]:
         """Every CRM customer, page by page (seeds the CRM-code table)."""
@@ -224,6 +260,46 @@ def _check(response: httpx.Response, what: str, *, listing: bool = False) -> Non
             status=status,
         )
     raise CrmPermanent(f"CRM answered {status} to {what}{detail}", status=status)
+
+
+def item_result(entry: Any, write: Write) -> ItemResult:
+    """One batch item's answer as the record written or the single call's error."""
+    what = "batch create" if write.crm_id is None else f"batch update of {write.crm_id}"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("status"), int):
+        # nothing to go by: send it again (a create then meets 409 and decides from the CRM)
+        return CrmRetryable(f"CRM answered no result for a {what}")
+    status: int = entry["status"]
+    if 200 <= status < 300:
+        record = entry.get("record")
+        if isinstance(record, Mapping) and record.get("id") is not None:
+            return record_from_json(record)
+        return CrmRetryable(f"CRM accepted a {what} without the record")
+    detail = f": {entry['detail']}" if isinstance(entry.get("detail"), str) else ""
+    error: CrmError
+    if status == 409:
+        error = CrmConflict(f"CRM: code already exists ({what}){detail}", status=status)
+    elif status == 404:
+        error = CrmNotFound(f"CRM: not found ({what})", status=status)
+    elif status in (400, 422):
+        field, reason = _first_error_of(entry, detail.removeprefix(": ") or "invalid")
+        error = CrmRejected(
+            f"CRM rejected {field or 'the record'} ({status}): {reason}", field=field,
+            status=status,
+        )
+    elif status in (408, 425, 429) or status >= 500:
+        error = CrmRetryable(f"CRM answered {status} to a {what}{detail}", status=status)
+    else:
+        error = CrmPermanent(f"CRM answered {status} to a {what}{detail}", status=status)
+    return error
+
+
+def _first_error_of(body: Mapping[str, Any], fallback: str) -> tuple[str | None, str]:
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        first = errors[0]
+        field = str(first["field"]) if first.get("field") is not None else None
+        return field, str(first.get("reason", "invalid"))
+    return None, fallback
 
 
 def _written_record(response: httpx.Response) -> CrmRecord | None:

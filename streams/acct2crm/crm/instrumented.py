@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from acct2crm import metrics
 from acct2crm.crm.client import CrmClient
 from acct2crm.model.crm import CrmRecord, Fields
-from acct2crm.sink.ports import CrmPage
+from acct2crm.sink.ports import CrmPage, ItemResult, Write
 
 T = TypeVar("T")
 
@@ -20,6 +20,7 @@ class InstrumentedCrm:
     def __init__(self, crm: CrmClient, tenant: str) -> None:
         self._crm = crm
         self._tenant = tenant
+        self.batch_limit = crm.batch_limit  # the wrapped CRM's batch API, unchanged
 
     async def _timed(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         started = time.monotonic()
@@ -48,6 +49,12 @@ class InstrumentedCrm:
 
     async def patch(self, crm_id: int, fields: Fields) -> CrmRecord:
         return await self._timed("patch", lambda: self._crm.patch(crm_id, fields))
+
+    async def find_by_codes(self, codes: Sequence[str]) -> list[CrmRecord]:
+        return await self._timed("find_by_codes", lambda: self._crm.find_by_codes(codes))
+
+    async def write_batch(self, writes: Sequence[Write]) -> list[ItemResult]:
+        return await self._timed("write_batch", lambda: self._crm.write_batch(writes))
 
     async def list_page(self, page: int, page_size: int) -> CrmPage:
         return await self._timed("list_page", lambda: self._crm.list_page(page, page_size))

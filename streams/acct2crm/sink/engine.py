@@ -2,11 +2,13 @@
 
 Intents whose codes (or rows) overlap form one lane and run strictly in
 order; separate lanes run concurrently, bounded by a semaphore and an
-optional pace. Every CRM reply feeds the code cache. A decision made from the
-cache is checked against the CRM before it writes over a record or skips
-an insert; an update is only created (R2c) once the CRM was asked whether a
-record already names its row (R2d); a 409/404 makes the rule decide again
-from the CRM's answer.
+optional pace. Where the CRM has batches (and ``batch_size`` allows), the
+lanes' writes and code look-ups travel together in batch calls
+(batching.py); each item still gets its own answer. Every CRM reply feeds
+the code cache. A decision made from the cache is checked against the CRM
+before it writes over a record or skips an insert; an update is only
+created (R2c) once the CRM was asked whether a record already names its row
+(R2d); a 409/404 makes the rule decide again from the CRM's answer.
 """
 
 from __future__ import annotations
@@ -18,15 +20,23 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from acct2crm.errors import CrmConflict, CrmError, CrmNotFound, CrmPermanent, CrmRejected
+from acct2crm.errors import (
+    CrmConflict,
+    CrmError,
+    CrmNotFound,
+    CrmPermanent,
+    CrmRejected,
+    CrmRetryable,
+)
 from acct2crm.model.crm import CrmRecord
 from acct2crm.model.keys import row_lane_token
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_ours
+from acct2crm.sink.batching import BatchWrites, CodeLookups
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
-from acct2crm.sink.ports import CrmPort
+from acct2crm.sink.ports import BatchCrmPort, CrmPort, Write, batch_limit
 from acct2crm.sink.positions import PositionBook
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,7 @@ class SinkEngine:
         max_concurrency: int = 8,
         pace: RateLimiter | None = None,
         wait_state: WaitState | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self._crm = crm
         self._cache = cache
@@ -65,6 +76,23 @@ class SinkEngine:
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self._pace = pace or RateLimiter(0)
         self.wait_state = wait_state or WaitState()
+        # batches: as many as both the CRM and the setting allow (None: the CRM's limit)
+        limit = batch_limit(crm)
+        size = limit if batch_size is None else min(max(0, batch_size), limit)
+        self.batch_size = size
+        self._writes: BatchWrites | None = None
+        self._lookups: CodeLookups | None = None
+        if size > 1 and isinstance(crm, BatchCrmPort):
+            batch_crm = crm
+            self._writes = BatchWrites(
+                lambda ws: self._paced(partial(batch_crm.write_batch, ws)), size, max_concurrency
+            )
+            self._lookups = CodeLookups(
+                lambda keys: self._paced(partial(batch_crm.find_by_codes, keys)),
+                code_key,
+                size,
+                max_concurrency,
+            )
 
     async def apply_batch(self, intents: Sequence[SyncIntent]) -> list[Applied]:
         """One outcome per intent, in the batch's order.
@@ -190,17 +218,26 @@ class SinkEngine:
 
     async def _execute(self, decision: Decision) -> CrmRecord:
         call = decision.call
+        assert call is not None
+        if self._writes is not None:
+            write = Write(call.fields, None if isinstance(call, Create) else call.crm_id)
+            return await self._retrying(partial(self._writes.submit, write))
         if isinstance(call, Create):
             return await self._call(partial(self._crm.create, call.fields))
-        assert call is not None
         return await self._call(partial(self._crm.patch, call.crm_id, call.fields))
+
+    async def _holder(self, key: str) -> CrmRecord | None:
+        """Who holds one code key now, by a batched look-up where the CRM has one."""
+        if self._lookups is not None and "," not in key:
+            return await self._retrying(partial(self._lookups.submit, key))
+        found = await self._call(partial(self._crm.find_by_code, key))
+        return next((r for r in found if code_key(r.code) == key), None)
 
     async def _fresh_view(self, keys: Sequence[str]) -> dict[str, CrmRecord | None]:
         """Ask the CRM who holds each code now, and remember the answer."""
         view: dict[str, CrmRecord | None] = {}
-        for key in keys:
-            found = await self._call(partial(self._crm.find_by_code, key))
-            holder = next((r for r in found if code_key(r.code) == key), None)
+        holders = await asyncio.gather(*(self._holder(key) for key in keys))
+        for key, holder in zip(keys, holders, strict=True):
             if holder is None:
                 self._cache.remember_absent(key)
             else:
@@ -216,14 +253,23 @@ class SinkEngine:
             self._cache.remember(ours)
         return ours
 
-    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def paced() -> T:
-            async with self._slots:
-                await self._pace.wait()
+    async def _paced(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One CRM call within the concurrency and the pace; a 429 slows the pace."""
+        async with self._slots:
+            await self._pace.wait()
+            try:
                 return await make()
+            except CrmRetryable as exc:
+                if exc.status == 429:
+                    self._pace.learn(exc.retry_after)
+                raise
 
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        return await self._retrying(partial(self._paced, make))
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         return await call_with_retry(
-            paced,
+            call,
             self._retry,
             self.wait_state,
             on_retry=lambda exc, delay: log.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,21 +32,46 @@ class RetryPolicy:
 
 
 class RateLimiter:
-    """Spaces calls at most ``per_s`` a second across all lanes (0 = no pacing)."""
+    """Spaces calls at most ``per_s`` a second across all lanes (0 = no pacing).
+
+    A 429 teaches it (``learn``): every lane holds until the CRM's
+    ``Retry-After`` has passed, instead of each running into the limit in
+    turn, and the pace drops below what the CRM just refused: the rate of
+    the last second's calls when no pace was set, else 10% slower.
+    """
 
     def __init__(self, per_s: float) -> None:
         self._interval = 1.0 / per_s if per_s > 0 else 0.0
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._recent: deque[float] = deque()  # call times of the last second (for learn)
+
+    @property
+    def per_s(self) -> float:
+        return 1.0 / self._interval if self._interval else 0.0
 
     async def wait(self) -> None:
-        if not self._interval:
+        now = time.monotonic()
+        self._recent.append(now)
+        while self._recent and self._recent[0] < now - 1.0:
+            self._recent.popleft()
+        if not self._interval and self._next <= now:
             return
         async with self._lock:
             now = time.monotonic()
             if self._next > now:
                 await asyncio.sleep(self._next - now)
-            self._next = max(now, self._next) + self._interval
+            # a slot lost to idleness (the lanes waited for a reply) may be used once
+            self._next = max(now - self._interval, self._next) + self._interval
+
+    def learn(self, retry_after: float | None) -> None:
+        """The CRM answered 429: hold everyone, then go slower than what it refused."""
+        now = time.monotonic()
+        self._next = max(self._next, now + (retry_after if retry_after is not None else 1.0))
+        recent = sum(1 for t in self._recent if t >= now - 1.0)
+        per_s = self.per_s * 0.9 if self._interval else recent * 0.9
+        if per_s >= 1.0:
+            self._interval = 1.0 / per_s
 
 
 class WaitState:

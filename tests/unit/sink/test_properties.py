@@ -265,8 +265,21 @@ R2D_EXAMPLE: list[tuple[Any, ...]] = [
 @example(ops=R2D_EXAMPLE, seed=0)
 @given(ops=st.lists(op_strategy, min_size=8, max_size=40), seed=st.integers(0, 2**16))
 def test_random_histories_follow_the_rules(ops: list[tuple[Any, ...]], seed: int) -> None:
+    check_history(ops, seed, batch_limit=0)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(ops=R2D_EXAMPLE, seed=0)
+@given(ops=st.lists(op_strategy, min_size=8, max_size=40), seed=st.integers(0, 2**16))
+def test_random_histories_follow_the_rules_with_batches(
+    ops: list[tuple[Any, ...]], seed: int
+) -> None:
+    check_history(ops, seed, batch_limit=5)  # small batches: boundaries fall everywhere
+
+
+def check_history(ops: list[tuple[Any, ...]], seed: int, *, batch_limit: int) -> None:
     history = build_history(ops)
-    crm = MemoryCrm(jitter=random.Random(seed))
+    crm = MemoryCrm(jitter=random.Random(seed), batch_limit=batch_limit)
     table: dict[str, Any] = {}
     positions: dict[str, Any] = {}
     actions = asyncio.run(run(crm, history, table, positions))

@@ -196,7 +196,8 @@ async def test_seeding_is_paced_with_the_sink() -> None:
     loop = asyncio.get_running_loop()
     began = loop.time()
     await seeder_for(crm, {}, pace=RateLimiter(40)).run()  # 5 pages at 40 calls/s
-    assert loop.time() - began >= 4 / 40 - 0.01
+    # the pacer lets a slot lost to idleness be used once: 5 calls span 3 intervals at least
+    assert loop.time() - began >= 3 / 40 - 0.01
 
 
 def test_status_line_while_seeding() -> None:

@@ -1,0 +1,288 @@
+"""``acct2crm bench --ratios``: each figure side by side with what bounds it.
+
+On the running local stack, in one run:
+
+(a) e2e burst drain vs the CRM's raw capacity for the same writes (creates, in
+    batches of the worker's ``crm_batch_size`` or single, 8 calls at once)
+    from a plain client, in an account of its own;
+(b) e2e drain vs Debezium's capture (the burst's last change on the topic);
+(c) the sink (in this process, real HTTP) against a CRM account limited to
+    50 calls/s with 20 ms latency, without and with batches (needs the stack
+    started with ``--crm-fault-injection``; says so otherwise);
+(d) the decision stage (decode → classify → command) vs a plain
+    confluent-kafka consume + JSON decode of the same change topic;
+(e) ``EXTRA_PHASES``: more phases (e.g. 1 vs 2 workers over 4 tenants) add
+    themselves here and print their own lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+from confluent_kafka import TopicPartition
+
+from acct2crm.crm.client import CrmClient
+from acct2crm.debezium import decode_change
+from acct2crm.kafka_io import consumer
+from acct2crm.records.avro import command_type
+from acct2crm.records.convert import command_record
+from acct2crm.rules.change import Action, Change, Op, Position
+from acct2crm.rules.decide import SyncIntent, classify
+from acct2crm.rules.scope import DEFAULT_SCOPE
+from acct2crm.settings import Settings
+from acct2crm.sink.code_cache import CodeCache
+from acct2crm.sink.engine import SinkEngine
+from acct2crm.sink.pacing import RateLimiter, RetryPolicy
+from devstack.demo import _results_end, run_tag, wait_for_results
+
+LIMIT_PER_S = 50
+LATENCY_MS = 20
+CONCURRENCY = 8
+
+# (e): phases other parts of the workbench register; each returns its lines
+EXTRA_PHASES: list[Callable[[Settings], list[str]]] = []
+
+
+@dataclass
+class Ratios:
+    lines: list[str] = field(default_factory=list)
+
+    def ratio(self, name: str, value: float, bound: float, unit: str, target: str) -> None:
+        share = value / bound if bound else 0.0
+        self.lines.append(
+            f"{name}: {value:,.0f} vs {bound:,.0f} {unit} = {share:.2f}x (target {target})"
+        )
+
+
+def _admin(settings: Settings) -> httpx.Client:
+    token = settings.crm_token.get_secret_value()
+    return httpx.Client(
+        base_url=settings.crm_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def _account(settings: Settings, prefix: str) -> str:
+    """A fresh CRM account (so the figures never meet the worker's data); its token."""
+    with _admin(settings) as admin:
+        reply = admin.post("/admin/accounts", json={"account": f"{prefix}_{secrets.token_hex(4)}"})
+        reply.raise_for_status()
+        token: str = reply.json()["token"]
+        return token
+
+
+def _faults(settings: Settings, body: dict[str, Any]) -> bool:
+    with _admin(settings) as admin:
+        return admin.post("/admin/faults", json=body).status_code == 200
+
+
+async def _raw_creates(settings: Settings, n: int, batch: int) -> float:
+    """Creates per second a plain client gets, ``CONCURRENCY`` calls at once."""
+    token = _account(settings, "raw")
+    tag = secrets.token_hex(3).upper()
+    bodies = [{"code": f"RAW{tag}{i}", "name": f"Raw {i}"} for i in range(n)]
+    calls: list[Any] = (
+        [bodies[i : i + batch] for i in range(0, n, batch)] if batch > 1 else list(bodies)
+    )
+    async with httpx.AsyncClient(
+        base_url=settings.crm_url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
+        limits=httpx.Limits(max_connections=CONCURRENCY),
+    ) as http:
+        queue = list(reversed(calls))
+
+        async def worker() -> None:
+            while queue:
+                item = queue.pop()
+                if isinstance(item, list):
+                    ops = [{"op": "create", "fields": f} for f in item]
+                    r = await http.post("/api/customers/batch", json={"operations": ops})
+                else:
+                    r = await http.post("/api/customers", json=item)
+                r.raise_for_status()
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return n / (time.monotonic() - began)
+
+
+def _topic_end(settings: Settings, topic: str) -> int:
+    c = consumer(settings, "acct2crm-bench")
+    try:
+        return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        c.close()
+
+
+def _captured_at(settings: Settings, start: int, ids: set[int], timeout_s: float) -> float:
+    """When the last of ``ids``'s inserts was appended to the change topic (epoch s)."""
+    c = consumer(settings, "acct2crm-bench")
+    seen: set[int] = set()
+    last_ms = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        c.assign([TopicPartition(settings.change_topic, 0, start)])
+        while seen != ids and time.monotonic() < deadline:
+            message = c.poll(0.5)
+            if message is None or message.error():
+                continue
+            change = decode_change(message.key(), message.value(), tenant="default")
+            if change is not None and change.accounting_id in ids:
+                seen.add(change.accounting_id)
+                last_ms = max(last_ms, int(message.timestamp()[1]))
+    finally:
+        c.close()
+    return last_ms / 1000
+
+
+def _burst(settings: Settings, n: int) -> tuple[float, float, float]:
+    """Commit ``n`` inserts at once: (seconds to commit, to capture, to drain)."""
+    tag = run_tag() + secrets.token_hex(2).upper()
+    results_start = _results_end(settings)
+    changes_start = _topic_end(settings, settings.change_topic)
+    began, began_epoch = time.monotonic(), time.time()
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
+        ids = []
+        for i in range(n):
+            row = conn.execute(
+                "INSERT INTO accounting.customer (code, name) VALUES (%s, %s) RETURNING id",
+                (f"BR-{tag}-{i:05}", f"Benchmark {i}"),
+            ).fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+    committed = time.monotonic() - began
+    wait_for_results(settings, results_start, set(ids), n, timeout_s=120 + n / 10)
+    drained = time.monotonic() - began
+    captured = _captured_at(settings, changes_start, set(ids), 30) - began_epoch
+    return committed, captured, drained
+
+
+def _intents(n: int, tag: str) -> list[SyncIntent]:
+    out = []
+    for i in range(n):
+        row_id = 10_000_000 + i
+        after = {"id": row_id, "code": f"LIM{tag}{i}", "name": f"Limited {i}",
+                 "branch_code": "HQ", "is_customer": True, "is_vendor": False}
+        change = Change("default", Op.CREATE, row_id, None, after, Position(i + 1))
+        decided = classify(change, DEFAULT_SCOPE)
+        assert isinstance(decided, SyncIntent)
+        out.append(decided)
+    return out
+
+
+async def _sink_against_limit(settings: Settings, n: int, batch: int) -> float:
+    """Changes/s the sink applies to an account limited to 50 calls/s (20 ms each)."""
+    token = _account(settings, "lim")
+    client = CrmClient.connect(settings.crm_url, token)
+    cache = CodeCache({}, "default")
+    cache.mark_seeded()
+    engine = SinkEngine(
+        client, cache, {}, retry=RetryPolicy(0.05, 2.0), max_concurrency=CONCURRENCY,
+        pace=RateLimiter(LIMIT_PER_S), batch_size=batch,
+    )
+    intents = _intents(n, secrets.token_hex(3).upper())
+    began = time.monotonic()
+    try:
+        done = 0
+        for start in range(0, n, settings.sink_batch_size):
+            results = await engine.apply_batch(intents[start : start + settings.sink_batch_size])
+            done += sum(r.action is Action.CREATED for r in results)
+    finally:
+        await client.aclose()
+    if done != n:
+        raise RuntimeError(f"only {done} of {n} changes applied against the limited CRM")
+    return n / (time.monotonic() - began)
+
+
+def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
+    """(raw consume+decode /s, consume+decision /s, messages) over the change topic."""
+
+    def consume(handle: Callable[[Any], None]) -> tuple[float, int]:
+        c = consumer(settings, "acct2crm-bench-" + secrets.token_hex(3))
+        try:
+            c.assign([TopicPartition(settings.change_topic, 0, 0)])
+            end = int(c.get_watermark_offsets(TopicPartition(settings.change_topic, 0))[1])
+            stop = min(end, limit)
+            n = 0
+            began = time.monotonic()
+            while n < stop:
+                batch = c.consume(500, 1.0)
+                if not batch:
+                    break
+                for message in batch:
+                    if not message.error():
+                        handle(message)
+                        n += 1
+            return n / (time.monotonic() - began), n
+        finally:
+            c.close()
+
+    def raw(message: Any) -> None:
+        value = message.value()
+        if value:
+            json.loads(value)
+
+    avro = command_type()
+
+    def decide(message: Any) -> None:
+        change = decode_change(message.key(), message.value(), tenant="default",
+                               offset=message.offset())
+        if change is None:
+            return
+        decided = classify(change, DEFAULT_SCOPE)
+        if isinstance(decided, SyncIntent):
+            avro.encode(command_record(decided, message.offset()))
+
+    raw_rate, n = consume(raw)
+    decided_rate, _ = consume(decide)
+    return raw_rate, decided_rate, n
+
+
+def run(
+    settings: Settings, burst: int = 2000, limited: int = 300, batched: int = 5000
+) -> list[str]:
+    out = Ratios()
+    batch = settings.crm_batch_size
+    raw = asyncio.run(_raw_creates(settings, burst, batch))
+    raw_single = asyncio.run(_raw_creates(settings, burst, 0)) if batch > 1 else raw
+    committed, captured, drained = _burst(settings, burst)
+    e2e = burst / drained
+    out.lines.append(
+        f"burst of {burst} inserts: committed in {committed:.1f}s, on the change topic after "
+        f"{captured:.1f}s, all results after {drained:.1f}s (crm_batch_size={batch}, "
+        f"sink_batch_size={settings.sink_batch_size})"
+    )
+    out.ratio("(a) e2e drain vs raw CRM creates", e2e, raw, "changes/s", ">= 0.9x")
+    if batch > 1:
+        out.ratio("(a) e2e drain vs raw CRM single creates", e2e, raw_single, "changes/s", "-")
+    out.ratio("(b) e2e drain vs Debezium capture", e2e, burst / captured, "changes/s", "-")
+    if _faults(settings, {}):
+        try:
+            assert _faults(settings, {"rate_limit_per_s": LIMIT_PER_S, "latency_ms": LATENCY_MS})
+            single = asyncio.run(_sink_against_limit(settings, limited, 0))
+            many = asyncio.run(_sink_against_limit(settings, batched, 100))
+        finally:
+            _faults(settings, {"rate_limit_per_s": 0, "latency_ms": 0})
+        out.ratio("(c) sink, single calls, vs a 50 calls/s CRM", single, LIMIT_PER_S,
+                  "changes/s", ">= 0.95x")
+        out.ratio("(c) sink, batches of 100, vs a 50 calls/s CRM", many, LIMIT_PER_S,
+                  "changes/s", ">= 20x (1,000/s)")
+    else:
+        out.lines.append(
+            "(c) NOT MEASURED: the reference CRM runs without fault injection; start the "
+            "stack with `acct2crm up --crm-fault-injection` to limit it to 50 calls/s"
+        )
+    raw_rate, decided_rate, n = _decision_stage(settings, 200_000)
+    out.ratio(f"(d) decision stage vs raw consume+decode ({n} changes)", decided_rate, raw_rate,
+              "changes/s", ">= 0.5x")
+    for phase in EXTRA_PHASES:
+        out.lines.extend(phase(settings))
+    if not EXTRA_PHASES:
+        out.lines.append("(e) 1 vs 2 workers over 4 tenants: not measured (no tenants phase)")
+    return out.lines
