@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from acct2crm.crm.client import CrmClient, parse_retry_after
+from acct2crm.crm.client import CrmClient
+from acct2crm.crm.replies import parse_retry_after
 from acct2crm.errors import (
     CrmConflict,
     CrmError,

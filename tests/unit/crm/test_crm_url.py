@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from acct2crm.crm.client import CrmClient, check_crm_url
+from acct2crm.crm.client import CrmClient
+from acct2crm.crm.url_check import check_crm_url
 from acct2crm.errors import ConfigError
 from acct2crm.settings import Settings
 

@@ -221,7 +221,7 @@ def test_dockerfile_product_image_carries_the_product_alone() -> None:
 
 
 def test_the_worker_may_reach_the_crm_over_the_private_network() -> None:
-    from acct2crm.crm.client import check_crm_url
+    from acct2crm.crm.url_check import check_crm_url
 
     text = (REPO / "docker-compose.yml").read_text()
     env = yaml.safe_load(text)["services"]["worker"]["environment"]
