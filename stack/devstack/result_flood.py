@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from acct2crm import result_index
 from acct2crm.errors import StackError
+from acct2crm.kafka_security import client_config
 from acct2crm.progress import code_history, sync_progress
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import now_ms
@@ -38,13 +39,12 @@ def flood_code(tag: str, n: int, codes: int) -> str:
 
 def write_results(settings: Settings, count: int, *, tag: str, codes: int = 100_000) -> float:
     """Write ``count`` results; seconds it took."""
-    producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
+    producer = Producer(client_config(settings, **{
         "linger.ms": 50,
         "batch.num.messages": 10_000,
         "compression.type": "lz4",
         "queue.buffering.max.messages": 500_000,
-    })
+    }))
     codec = result_type()
     started = time.monotonic()
     applied_at = now_ms()
@@ -102,7 +102,7 @@ def main() -> None:
     settings = get_settings()
     if not args.real_topic:
         topic = f"acct2crm-flood-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        admin = AdminClient(client_config(settings))
         admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
         home = Path(tempfile.mkdtemp(prefix="acct2crm-flood-"))
         settings = settings.model_copy(update={"results_topic": topic, "home": home})

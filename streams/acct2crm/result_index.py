@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from acct2crm.errors import DecodeError, StackError
+from acct2crm.kafka_security import client_config
 from acct2crm.records.avro import result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.rules.codes import code_key
@@ -79,15 +80,17 @@ def open_index(settings: Settings) -> sqlite3.Connection:
 
 def _consumer(settings: Settings) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"acct2crm-index-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "socket.timeout.ms": 5000,
-            # a seek to the next run waits for the fetch in flight: keep that short
-            "fetch.wait.max.ms": 10,
-            "log_level": 0,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"acct2crm-index-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "socket.timeout.ms": 5000,
+                # a seek to the next run waits for the fetch in flight: keep that short
+                "fetch.wait.max.ms": 10,
+                "log_level": 0,
+            },
+        )
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from acct2crm.errors import StackError
+from acct2crm.kafka_security import client_config
 from acct2crm.result_index import ReadStats
 from acct2crm.settings import Settings
 
@@ -38,13 +39,15 @@ def latest_values(
     """
     stats = stats if stats is not None else ReadStats()
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"acct2crm-tail-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,  # each window is a seek: see result_index.py
-            "log_level": 0,
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"acct2crm-tail-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,  # each window is a seek: see result_index.py
+                "log_level": 0,
+            },
+        )
     )
     found: dict[Any, Any] = {}
     seen: set[Any] = set()

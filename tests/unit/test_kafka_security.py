@@ -235,3 +235,21 @@ def test_a_password_with_quotes_survives_jaas_quoting(tmp_path: Path) -> None:
     # read back by Connect as JAAS: \" is a quote and \\ a backslash inside "..."
     assert secret_values(settings)["kafka_sasl_password"] == 'a\\"b\\\\c'
     assert client_config(settings)["sasl.password"] == 'a"b\\c'  # librdkafka takes it as is
+
+
+def test_every_kafka_client_of_the_project_takes_its_config_from_one_place() -> None:
+    """A client built from a bare bootstrap would ignore TLS and SASL: the project's
+    code names ``bootstrap.servers`` only in ``kafka_security.py`` (and the local
+    Connect worker's own properties file)."""
+    repo = Path(__file__).resolve().parents[2]
+    allowed = {
+        repo / "streams/acct2crm/kafka_security.py",
+        repo / "stack/devstack/kafka_connect.py",
+    }
+    offenders = [
+        str(path.relative_to(repo))
+        for folder in ("streams", "stack")
+        for path in (repo / folder).rglob("*.py")
+        if path not in allowed and '"bootstrap.servers"' in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
