@@ -46,7 +46,7 @@ class MappingWatcher:
         self._mtime: float | None = self._stamp()
         self._mapping = read_mapping(path)
         self.error: str | None = None
-        log.info("field mapping in force: %s", "; ".join(self._mapping.describe()))
+        log.info("field mapping in force: %s", "; ".join(self._mapping.describe(redact=True)))
 
     def _stamp(self) -> float | None:
         try:
@@ -61,7 +61,8 @@ class MappingWatcher:
             try:
                 self._mapping = read_mapping(self.path)
                 self.error = None
-                log.info("field mapping in force: %s", "; ".join(self._mapping.describe()))
+                described = "; ".join(self._mapping.describe(redact=True))
+                log.info("field mapping in force: %s", described)
             except ConfigError as exc:
                 self.error = str(exc)
                 log.error("%s; keeping the previous field mapping", exc)

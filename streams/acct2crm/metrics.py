@@ -35,6 +35,10 @@ CRM_CALLS = Counter(
     "acct2crm_crm_calls", "CRM calls by outcome (ok or the error's kind).",
     ["tenant", "operation", "outcome"], registry=REGISTRY,
 )
+CRM_WRITES = Counter(
+    "acct2crm_crm_writes", "Records written to the CRM, alone or inside a batch, by outcome.",
+    ["tenant", "operation", "outcome"], registry=REGISTRY,
+)
 CRM_LATENCY = Histogram(
     "acct2crm_crm_call_seconds", "How long one CRM call took.", ["tenant", "operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
@@ -101,6 +105,11 @@ def dead_letter(tenant: str) -> None:
 def crm_call(tenant: str, operation: str, outcome: str, seconds: float) -> None:
     CRM_CALLS.labels(tenant, operation, outcome).inc()
     CRM_LATENCY.labels(tenant, operation).observe(seconds)
+
+
+def crm_write(tenant: str, operation: str, outcome: str) -> None:
+    """One record written (``create`` or ``update``), whether its call carried one or many."""
+    CRM_WRITES.labels(tenant, operation, outcome).inc()
 
 
 def retry_reason(exc: BaseException) -> str:

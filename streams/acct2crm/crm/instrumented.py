@@ -45,16 +45,32 @@ class InstrumentedCrm:
         return await self._timed("get", lambda: self._crm.get(crm_id))
 
     async def create(self, fields: Fields) -> CrmRecord:
-        return await self._timed("create", lambda: self._crm.create(fields))
+        return await self._written("create", lambda: self._timed(
+            "create", lambda: self._crm.create(fields)))
 
     async def patch(self, crm_id: int, fields: Fields) -> CrmRecord:
-        return await self._timed("patch", lambda: self._crm.patch(crm_id, fields))
+        return await self._written("update", lambda: self._timed(
+            "patch", lambda: self._crm.patch(crm_id, fields)))
+
+    async def _written(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await call()
+        except Exception as exc:
+            metrics.crm_write(self._tenant, operation, type(exc).__name__)
+            raise
+        metrics.crm_write(self._tenant, operation, "ok")
+        return result
 
     async def find_by_codes(self, codes: Sequence[str]) -> list[CrmRecord]:
         return await self._timed("find_by_codes", lambda: self._crm.find_by_codes(codes))
 
     async def write_batch(self, writes: Sequence[Write]) -> list[ItemResult]:
-        return await self._timed("write_batch", lambda: self._crm.write_batch(writes))
+        results = await self._timed("write_batch", lambda: self._crm.write_batch(writes))
+        for write, result in zip(writes, results, strict=False):
+            operation = "create" if write.crm_id is None else "update"
+            outcome = type(result).__name__ if isinstance(result, Exception) else "ok"
+            metrics.crm_write(self._tenant, operation, outcome)
+        return results
 
     async def list_page(self, page: int, page_size: int) -> CrmPage:
         return await self._timed("list_page", lambda: self._crm.list_page(page, page_size))

@@ -72,10 +72,10 @@ class FieldRule:
             return text.lower()
         return _NON_DIGITS.sub("", text) or None  # phone_digits
 
-    def describe(self) -> str:
-        source = (
-            f"column {self.column}" if self.column is not None else f"constant {self.constant!r}"
-        )
+    def describe(self, *, redact: bool = False) -> str:
+        """One line; ``redact`` leaves a constant's text out (logs carry no values)."""
+        constant = "a constant" if redact else f"constant {self.constant!r}"
+        source = f"column {self.column}" if self.column is not None else constant
         parts = [f"{self.field} <- {source}"]
         if self.transform is not None:
             parts.append(f"transform {self.transform}")
@@ -132,8 +132,8 @@ class FieldMapping:
                 return True
         return False
 
-    def describe(self) -> list[str]:
-        lines = [rule.describe() for rule in self.rules]
+    def describe(self, *, redact: bool = False) -> list[str]:
+        lines = [rule.describe(redact=redact) for rule in self.rules]
         watched = (
             "every column"
             if self.change_columns is None
