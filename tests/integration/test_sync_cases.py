@@ -135,7 +135,7 @@ def test_replaying_the_whole_topic_writes_nothing(
     pipe.update(row, code=f"{tag}-B", phone="0900000000")
     pipe.results([row], 2)
     wait_caught_up(stack_settings)
-    writes = pipe.crm_writes()
+    writes, journal = pipe.crm_writes(), pipe.crm_write_seq()
 
     preview = cli("replay", "--from-offset", "0", "--dry-run")
     assert preview.returncode == 0, preview.stderr
@@ -148,8 +148,32 @@ def test_replaying_the_whole_topic_writes_nothing(
     again = [r for r in replayed if "replay" in r["reason"]]
     assert [r["action"] for r in again] == ["unchanged", "unchanged"]
     wait_caught_up(stack_settings)
+    assert pipe.crm_writes_since(journal) == [], _replay_writes(pipe, journal, preview.stdout)
     assert pipe.crm_writes() == writes
     assert len(pipe.crm_all(tag)) == 1
+
+
+def _replay_writes(pipe: Pipeline, journal: int, preview: str) -> str:
+    """What a replay wrote, and why: the results that say which rule decided each
+    write, and how many changes the dry run (which reads the positions' changelog)
+    already expected to send. Few there but many writes means the worker restored
+    other positions than its changelog holds; many there, that the changelog
+    lacks positions the worker had applied."""
+    written = pipe.crm_writes_since(journal)
+    to_sink = [line for line in preview.splitlines() if "sent to the CRM sink" in line]
+    ids = {w["id"] for w in written}
+    results = pipe.results_where(lambda r: r.get("crm_id") in ids, 10**9, timeout_s=3)
+    lines = [f"the dry run expected {len(to_sink)} changes to reach the sink:"]
+    lines += to_sink[:10]
+    lines.append(f"{len(written)} CRM writes during the replay; the first 20:")
+    lines += [f"  {w}" for w in written[:20]]
+    lines.append("results naming those CRM customers (published after the pipe started):")
+    lines += [
+        f"  row {r['accounting_id']} {r['op']} lsn {(r.get('source') or {}).get('lsn')} "
+        f"{r['action']}: {r['reason']}"
+        for r in results[-40:]
+    ]
+    return "\n".join(lines)
 
 
 def test_backfill_creates_in_scope_rows_and_is_idempotent(
