@@ -5,9 +5,10 @@ it. Faust's consumer can start past the last message(s) of a partition after
 a restart or a rewind (the offsets are committed, the messages never handed
 to the agent); on a quiet system no next message comes, and those changes
 would wait forever. So a timer compares, for every partition this worker
-holds, the ledger's last handled offset with the partition's end, and once
-the agent has been idle for a moment reads the missing range back and hands
-it to the agent's own step, in order.
+holds, the ledger's last handled offset with the partition's end. Once the
+agent has been idle, and the ledger behind the end at the same offset, for
+a moment (a message just written is the consumer's to hand over), it reads
+the missing range back and hands it to the agent's own step, in order.
 
 The step takes one lock per partition (``PartitionGate``), so the agent and
 the read-back never handle messages of the same partition at once; the
@@ -74,6 +75,9 @@ class PartitionGate:
                 self._last[tp] = now
                 lock.release()
 
+    def busy(self, tp: TP) -> bool:
+        return self._lock(tp).locked()
+
     def idle(self, tp: TP, idle_s: float) -> bool:
         """Nobody handles this partition now, nor did for ``idle_s``."""
         if self._lock(tp).locked():
@@ -96,8 +100,11 @@ class CatchUp:
         idle_s: float = IDLE_S,
         max_read: int = MAX_READ,
         chunks: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger = ledger
+        self._clock = clock
+        self._since: dict[TP, tuple[int, float]] = {}  # first seen behind at this offset, when
         self._gate = gate
         self._steps = dict(steps)  # topic -> the agent's step
         self._chunks = dict(chunks or {})  # topic -> messages per step call (its batch size)
@@ -125,17 +132,25 @@ class CatchUp:
     async def _catch_up(self, tp: TP) -> None:
         topic, partition = tp
         where = f"{topic}[{partition}]"
-        idle_s = self._idle_s
-        while True:
-            if not self._gate.idle(tp, idle_s) or tp not in set(self._owned()):
-                return  # the agent is at work: a gap it meets it reads back itself
-            idle_s = 0.0  # from the second round on, the last handling was this check's own
-            end = await self._end_offset(topic, partition)
-            nxt = await self._ledger.next_offset(topic, partition)
-            if end is None or nxt >= end:
-                self.behind.pop(where, None)
+        if not self._gate.idle(tp, self._idle_s):
+            return  # the agent is at work: a gap it meets it reads back itself
+        end = await self._end_offset(topic, partition)
+        nxt = await self._ledger.next_offset(topic, partition)
+        if end is None or nxt >= end:
+            self.behind.pop(where, None)
+            self._since.pop(tp, None)
+            return
+        self.behind[where] = end - nxt
+        seen = self._since.get(tp)
+        if seen is None or seen[0] != nxt:
+            # just written, most likely: the consumer hands it over in a moment
+            self._since[tp] = (nxt, self._clock())
+            return
+        if self._clock() - seen[1] < self._idle_s:
+            return
+        while nxt < end:  # behind for a while, nobody handling: it was skipped
+            if self._gate.busy(tp) or tp not in set(self._owned()):
                 return
-            self.behind[where] = end - nxt
             upto = min(end, nxt + self._max_read)
             log.warning("offsets %s..%s of %s were never handed to the agent; reading them back",
                         nxt, upto - 1, where)
@@ -147,12 +162,12 @@ class CatchUp:
                 await self._steps[topic](messages[first:first + size])
             self.read_back += len(messages)
             reached = await self._ledger.next_offset(topic, partition)
-            if reached >= end:
-                self.behind.pop(where, None)
-            else:
-                self.behind[where] = end - reached
+            self.behind[where] = max(0, end - reached)
             if reached <= nxt:
                 return  # no progress (the step failed): the next check tries again
+            nxt = reached
+        self.behind.pop(where, None)
+        self._since.pop(tp, None)
 
     def status(self) -> dict[str, Any]:
         return {"behind": dict(self.behind), "read_back": self.read_back, "error": self.error}

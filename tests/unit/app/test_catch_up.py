@@ -95,8 +95,14 @@ class Setup:
         self.catch_up = CatchUp(
             self.ledger, self.gate, {CHANGES: self.change_step, COMMANDS: self.command_step},
             self.topic.end_offset, lambda: self.owned, idle_s=2.0,
-            chunks={COMMANDS: 2},
+            chunks={COMMANDS: 2}, clock=self.clock,
         )
+
+    async def checks(self) -> None:
+        """A check that finds the ledger behind, and one a moment later (it still is)."""
+        await asyncio.wait_for(self.catch_up.check(), 5)
+        self.clock.now += 2.5
+        await asyncio.wait_for(self.catch_up.check(), 5)
 
     def last_handled(self, topic: str = CHANGES) -> int:
         return int(self.table[ledger_key(topic, 0)]["offset"])
@@ -104,19 +110,33 @@ class Setup:
 
 async def test_an_idle_agent_behind_the_end_gets_the_missing_range_once_in_order() -> None:
     s = Setup(handled_up_to=59, end=63)
-    await s.catch_up.check()
+    await s.checks()
     assert s.router.handled == [60, 61, 62]
     assert s.last_handled() == 62
     assert s.catch_up.status()["read_back"] == 3
-    await s.catch_up.check()  # caught up: nothing read, nothing handled again
+    s.clock.now += 2.5
+    await s.checks()  # caught up: nothing read, nothing handled again
     assert s.router.handled == [60, 61, 62]
     assert s.topic.reads == [(60, 63)]
     assert s.catch_up.status()["behind"] == {}
 
 
+async def test_a_message_just_written_is_left_to_the_consumer_for_a_moment() -> None:
+    s = Setup(handled_up_to=59, end=61)
+    await asyncio.wait_for(s.catch_up.check(), 5)
+    assert s.topic.reads == []
+    assert s.catch_up.status()["behind"] == {"changes[0]": 1}
+    await s.change_step([msg(60)])  # the consumer hands it over
+    s.clock.now += 2.5
+    await asyncio.wait_for(s.catch_up.check(), 5)
+    assert s.topic.reads == []
+    assert s.router.handled == [60]
+    assert s.catch_up.status()["behind"] == {}
+
+
 async def test_a_rewound_ledger_reads_the_whole_partition_back() -> None:
     s = Setup(handled_up_to=-1, end=5)
-    await s.catch_up.check()
+    await s.checks()
     assert s.router.handled == [0, 1, 2, 3, 4]
 
 
@@ -125,32 +145,36 @@ async def test_nothing_is_read_while_the_agent_handles_a_message_or_just_did() -
     s.router.hold = asyncio.Event()
     agent = asyncio.create_task(s.change_step([msg(60)]))
     await s.router.started.wait()
-    await s.catch_up.check()  # the agent holds the partition
+    await s.checks()  # the agent holds the partition
     assert s.topic.reads == []
     s.router.hold.set()
-    await agent
-    await s.catch_up.check()  # it handled one a moment ago: more may be on its way
+    await asyncio.wait_for(agent, 5)
+    await s.checks()  # it handled one a moment ago: more may be on its way
     assert s.topic.reads == []
     s.clock.now += 2.5
-    await s.catch_up.check()
+    await s.checks()
     assert s.router.handled == [60, 61, 62]
     assert s.topic.reads == [(61, 63)]
 
 
 async def test_what_the_agent_handles_during_a_read_back_is_not_handled_twice() -> None:
     s = Setup(handled_up_to=59, end=63)
+    await asyncio.wait_for(s.catch_up.check(), 5)
+    s.clock.now += 2.5
     s.topic.hold = asyncio.Event()
     timer = asyncio.create_task(s.catch_up.check())
     await s.topic.reading.wait()  # the read-back has begun; the agent then gets 60 and 61
     await s.change_step([msg(60), msg(61)])
     s.topic.hold.set()
-    await timer
+    await asyncio.wait_for(timer, 5)
     assert s.router.handled == [60, 61, 62]
     assert s.last_handled() == 62
 
 
 async def test_the_agent_and_the_read_back_never_handle_the_partition_at_once() -> None:
     s = Setup(handled_up_to=59, end=63)
+    await asyncio.wait_for(s.catch_up.check(), 5)
+    s.clock.now += 2.5
     s.router.hold = asyncio.Event()
     timer = asyncio.create_task(s.catch_up.check())
     await s.router.started.wait()  # the read-back is handling offset 60
@@ -158,20 +182,20 @@ async def test_the_agent_and_the_read_back_never_handle_the_partition_at_once() 
     await asyncio.sleep(0.01)
     assert s.router.handled == []  # the agent waits for the partition
     s.router.hold.set()
-    await asyncio.gather(timer, agent)
+    await asyncio.wait_for(asyncio.gather(timer, agent), 5)
     assert s.router.handled == [60, 61, 62, 63]
 
 
 async def test_only_partitions_this_worker_holds_are_read_back() -> None:
     s = Setup(handled_up_to=59, end=63, owned=[])
-    await s.catch_up.check()
+    await s.checks()
     assert s.topic.reads == []
     assert s.router.handled == []
 
 
 async def test_commands_are_handed_over_in_batches_in_order() -> None:
     s = Setup(handled_up_to=None, end=5, owned=[(COMMANDS, 0)])
-    await s.catch_up.check()
+    await s.checks()
     assert s.applier.batches == [[0, 1], [2, 3], [4]]
     assert s.last_handled(COMMANDS) == 4
 
@@ -183,10 +207,10 @@ async def test_a_failing_end_offset_is_shown_and_the_timer_goes_on() -> None:
         raise RuntimeError("no broker")
 
     s.catch_up._end_offset = broken
-    await s.catch_up.check()
+    await s.checks()
     assert "no broker" in (s.catch_up.status()["error"] or "")
     s.catch_up._end_offset = s.topic.end_offset
-    await s.catch_up.check()
+    await s.checks()
     assert s.router.handled == [60, 61, 62]
     assert s.catch_up.status()["error"] is None
 
@@ -194,6 +218,6 @@ async def test_a_failing_end_offset_is_shown_and_the_timer_goes_on() -> None:
 async def test_a_long_range_is_read_in_slices_within_one_check() -> None:
     s = Setup(handled_up_to=-1, end=7)
     s.catch_up._max_read = 3
-    await s.catch_up.check()
+    await s.checks()
     assert s.router.handled == list(range(7))
     assert s.topic.reads == [(0, 3), (3, 6), (6, 7)]
