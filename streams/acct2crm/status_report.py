@@ -117,7 +117,7 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         return {"state": "unreachable"}
     keys = ("state", "paused", "waiting_reason", "waiting_since", "scope", "scope_error",
             "seeded", "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
-            "mapping_error")
+            "mapping_error", "catching_up")
     return {key: body.get(key) for key in keys}
 
 
@@ -248,6 +248,8 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for Kafka: {waiting}")
     if sync.get("reading_back"):
         lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    for where, left in ((sync.get("catching_up") or {}).get("behind") or {}).items():
+        lines.append(f"sync       {where}: {left} message(s) past the last handled")
     if report.get("kafka_error"):
         lines.append(f"KAFKA      {report['kafka_error']}")
     for lost in sync.get("lost_offsets") or []:

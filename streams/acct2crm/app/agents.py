@@ -11,6 +11,13 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from acct2crm.app.catch_up import (
+    CatchUp,
+    PartitionGate,
+    end_offset_of,
+    owned_partitions,
+    register_catch_up,
+)
 from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
@@ -31,8 +38,16 @@ def as_message(event: EventT[Any]) -> Message:
 
 def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
     app = topology.app
-    change_step = ChangeStep(wiring.ledger, wiring.router, wiring.deliveries[0])
-    command_step = CommandStep(wiring.ledger, wiring.applier, wiring.deliveries[1])
+    gate = PartitionGate()  # the agents and the idle read-back never handle a partition at once
+    change_step = ChangeStep(wiring.ledger, wiring.router, wiring.deliveries[0], gate)
+    command_step = CommandStep(wiring.ledger, wiring.applier, wiring.deliveries[1], gate)
+    topics = (settings.change_topic, settings.commands_topic)
+    wiring.catch_up = CatchUp(
+        wiring.ledger, gate, dict(zip(topics, (change_step, command_step), strict=True)),
+        end_offset_of(app), lambda: owned_partitions(app, topics),
+        chunks={settings.commands_topic: settings.sink_batch_size},
+    )
+    register_catch_up(app, wiring.catch_up, settings.tenant)
 
     @app.agent(topology.change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:

@@ -113,6 +113,15 @@ class OffsetLedger:
             expected[tp] = message.offset + 1
         return admitted
 
+    async def next_offset(self, topic: str, partition: int) -> int:
+        """The offset the next message handled on this partition must have."""
+        last = _offset(self._table.get(ledger_key(topic, partition)))
+        return last + 1 if last is not None else await self._first_offset(topic, partition)
+
+    async def read_back(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
+        """Offsets [start, end) read from Kafka, as a gap is (catch_up.py, on an idle worker)."""
+        return await self._read_gap(topic, partition, start, end)
+
     async def _first_offset(self, topic: str, partition: int) -> int:
         """First start on this partition: its low watermark, asked until Kafka answers."""
         attempt = 0

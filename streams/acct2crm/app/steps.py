@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from acct2crm.app.catch_up import PartitionGate
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier
@@ -24,17 +25,22 @@ log = logging.getLogger(__name__)
 class ChangeStep:
     """Route each change to a command or a result, one message at a time."""
 
-    def __init__(self, ledger: OffsetLedger, router: ChangeRouter, delivery: Delivery) -> None:
+    def __init__(
+        self, ledger: OffsetLedger, router: ChangeRouter, delivery: Delivery,
+        gate: PartitionGate | None = None,
+    ) -> None:
         self._ledger = ledger
         self._router = router
         self._delivery = delivery
+        self._gate = gate or PartitionGate()  # shared with the idle read-back (catch_up.py)
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         try:
-            for message in await self._ledger.admit_or_pass(messages):
-                await self._router.handle(message)
-                await self._delivery.settle()
-                self._ledger.handled_or_log([message])
+            async with self._gate.holding(messages):
+                for message in await self._ledger.admit_or_pass(messages):
+                    await self._router.handle(message)
+                    await self._delivery.settle()
+                    self._ledger.handled_or_log([message])
         except Exception:
             log.exception("change step failed; the next message reads the rest back")
 
@@ -43,17 +49,20 @@ class CommandStep:
     """Apply one batch of commands to the CRM."""
 
     def __init__(
-        self, ledger: OffsetLedger, applier: CommandApplier, delivery: Delivery
+        self, ledger: OffsetLedger, applier: CommandApplier, delivery: Delivery,
+        gate: PartitionGate | None = None,
     ) -> None:
         self._ledger = ledger
         self._applier = applier
         self._delivery = delivery
+        self._gate = gate or PartitionGate()  # shared with the idle read-back (catch_up.py)
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         try:
-            admitted = await self._ledger.admit_or_pass(messages)
-            await self._applier.handle_batch(admitted)
-            await self._delivery.settle()
-            self._ledger.handled_or_log(admitted)
+            async with self._gate.holding(messages):
+                admitted = await self._ledger.admit_or_pass(messages)
+                await self._applier.handle_batch(admitted)
+                await self._delivery.settle()
+                self._ledger.handled_or_log(admitted)
         except Exception:
             log.exception("command step failed; the next batch reads the rest back")

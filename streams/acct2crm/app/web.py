@@ -33,6 +33,8 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         # a gap in a topic not read back yet (retried), and offsets found deleted
         "reading_back": wiring.ledger.state.reason,
         "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
+        # offsets past the ledger the consumer never handed over, read back when idle
+        "catching_up": wiring.catch_up.status() if wiring.catch_up else None,
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
@@ -49,6 +50,7 @@ class Wiring:
     pause: PauseGate
     started: float = field(default_factory=time.time)
     seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
+    catch_up: CatchUp | None = None  # reads back what an idle agent was never handed
 
 
 def _producer(topic: faust.TopicT) -> Produce:
