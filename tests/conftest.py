@@ -100,15 +100,19 @@ _isolate_environment()
 RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
 
 
+# every port a test stack may use: the defaults (55432...59093) plus the offsets of
+# the session (+100) and of the tests' own stacks (+200 ... +1900)
+TEST_PORT_BAND = "55000-60999"
+
+
 def _reserve_ports_in_ci() -> None:
     """In CI (a throwaway machine, as root), keep the kernel from lending the test
-    stack's ports to outgoing connections: they lie in Linux's ephemeral range,
+    stacks' ports to outgoing connections: they lie in Linux's ephemeral range,
     and a port taken that way makes a service's start fail at random."""
     if os.environ.get("CI") != "true" or os.geteuid() != 0 or not RESERVED_PORTS.exists():
         return
-    ports = [int(os.environ[f"ACCT2CRM_{name.upper()}"]) for name in _PORT_FIELDS]
     current = RESERVED_PORTS.read_text().strip()
-    wanted = ",".join([current, *map(str, ports)] if current else map(str, ports))
+    wanted = f"{current},{TEST_PORT_BAND}" if current else TEST_PORT_BAND
     try:
         RESERVED_PORTS.write_text(wanted)
     except OSError as exc:  # a container without the right: the suite runs as before

@@ -196,7 +196,10 @@ class Seeder:
 
     def start(self) -> None:
         """Seed in the background unless the table is seeded or seeding runs."""
-        if self.running or self.cache.seeded:
+        if self.cache.seeded:  # seeded by an earlier run of the worker (its changelog)
+            metrics.seed_progress(self.tenant, 0, done=True)
+            return
+        if self.running:
             return
         self._task = asyncio.get_running_loop().create_task(
             self._run_logged(), name=f"seed CRM codes ({self.tenant})"
