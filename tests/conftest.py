@@ -89,7 +89,7 @@ def _isolate_environment() -> None:
     for name in _PORT_FIELDS:
         default = Settings.model_fields[name].default
         os.environ[f"ACCT2CRM_{name.upper()}"] = str(int(default) + PORT_OFFSET)
-    # the worker logs every change as JSON: tests/integration/test_worker_logs.py reads them
+    # the worker logs every change as JSON: tests/integration/app/test_worker_logs.py reads them
     os.environ["ACCT2CRM_LOG_FORMAT"] = "json"
     os.environ["ACCT2CRM_LOG_LEVEL"] = "debug"
     reset_settings()

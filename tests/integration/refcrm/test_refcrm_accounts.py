@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_refcrm import NORMAL, TOKEN, Service, code
+from tests.integration.refcrm.test_refcrm import NORMAL, TOKEN, Service, code
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RetryPolicy
-from tests.integration.test_refcrm import NORMAL, Service
+from tests.integration.refcrm.test_refcrm import NORMAL, Service
 from tests.support.changes import change, row
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_refcrm import NORMAL, Service, code
+from tests.integration.refcrm.test_refcrm import NORMAL, Service, code
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from tests.support.own_stack import OwnStack, all_gone
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEST_HOME = Path(os.environ["ACCT2CRM_HOME"])  # the session's state folder (conftest)
 
 

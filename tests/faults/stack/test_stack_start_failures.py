@@ -27,7 +27,7 @@ from tests.support.own_stack import OwnStack, all_gone
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEST_HOME = Path(os.environ["ACCT2CRM_HOME"])  # the session's state folder (conftest)
 
 
@@ -96,7 +96,7 @@ def test_a_session_interrupted_during_setup_leaves_no_service_running() -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          # any test that needs the stack: the session is interrupted during its setup
-         "tests/integration/test_stack.py", "-k", "status_text"],
+         "tests/integration/stack/test_stack.py", "-k", "status_text"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
