@@ -14,6 +14,7 @@ written only if the index still ends where that writer started reading.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -72,10 +73,26 @@ def open_index(settings: Settings) -> sqlite3.Connection:
     path = index_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    _use_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
     return db
+
+
+def _use_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """WAL once per file (it stays); readers opening a new index together may find it
+    locked while another switches it, and SQLite says so at once, without waiting."""
+    for _ in range(attempts):
+        try:
+            mode = db.execute("PRAGMA journal_mode").fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    db.execute("PRAGMA journal_mode=WAL")  # the last try says why it cannot
 
 
 def _consumer(settings: Settings) -> Consumer:
