@@ -12,6 +12,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# the SASL_SSL test makes its CA and broker certificate with openssl
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ "${#need[@]}" -eq 0 ]; then
   echo "system packages: java, mvn, PostgreSQL and Chromium already installed"
