@@ -7,11 +7,7 @@ module. Codes are unique per test so tests do not depend on each other.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
 import unicodedata
@@ -22,60 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-TOKEN = "refcrm-test-" + secrets.token_hex(8)
+from tests.support.refcrm_service import NORMAL, TOKEN, Service, code
+
 MAPPED = ("code", "name", "tax_code", "address", "phone", "email", "contact_name", "branch_code")
-NORMAL = {"down": False, "error_rate": 0, "latency_ms": 0, "rate_limit_per_s": 0,
-          "lost_reply_rate": 0}
-
-
-# ------------------------------------------------------------------ service
-class Service:
-    """One ``python -m refcrm`` process."""
-
-    def __init__(self, db: Path, log: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "ACCT2CRM_CRM_TOKEN": TOKEN}
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "refcrm", "--port", str(self.port), "--db", str(db),
-             *extra],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        self.log_path = log
-        self._wait_healthy()
-
-    def _wait_healthy(self, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"refcrm exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"refcrm not healthy in {timeout_s}s: {self.log_path.read_text()}")
-
-    def client(self, token: str | None = TOKEN) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=15)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +48,6 @@ def normal_service(request: pytest.FixtureRequest) -> Iterator[None]:
     if "crm" in request.fixturenames:
         client: httpx.Client = request.getfixturevalue("crm")
         assert client.post("/admin/faults", json=NORMAL).status_code == 200
-
-
-def code(prefix: str = "T") -> str:
-    return f"{prefix}{secrets.token_hex(5).upper()}"
 
 
 def create(crm: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -16,15 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.refcrm.test_refcrm import NORMAL, TOKEN, Service, code
+from tests.support.refcrm_service import NORMAL, TOKEN, Service, code, running_refcrm
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("refcrm-accounts")
-    svc = Service(home / "crm" / "crm.sqlite3", home / "refcrm.log", "--fault-injection")
-    yield svc
-    svc.stop()
+    yield from running_refcrm(tmp_path_factory, "refcrm-accounts")
 
 
 @pytest.fixture(scope="module")

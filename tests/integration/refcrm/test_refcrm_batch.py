@@ -14,15 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.refcrm.test_refcrm import NORMAL, Service, code
+from tests.support.refcrm_service import NORMAL, Service, code, running_refcrm
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("refcrm-batch")
-    svc = Service(home / "crm" / "crm.sqlite3", home / "refcrm.log", "--fault-injection")
-    yield svc
-    svc.stop()
+    yield from running_refcrm(tmp_path_factory, "refcrm-batch")
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,13 @@ from acct2crm.rules.scope import DEFAULT_SCOPE
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RetryPolicy
-from tests.integration.refcrm.test_refcrm import NORMAL, Service
 from tests.support.changes import change, row
+from tests.support.refcrm_service import NORMAL, Service, running_refcrm
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("refcrm-sink")
-    svc = Service(home / "crm" / "crm.sqlite3", home / "refcrm.log", "--fault-injection")
-    yield svc
-    svc.stop()
+    yield from running_refcrm(tmp_path_factory, "refcrm-sink")
 
 
 @pytest.fixture(scope="module")
