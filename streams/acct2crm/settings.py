@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     # field mapping file (TOML); missing file means the contract's fields, as they are
     mapping_file: Path | None = None
 
+    # many tenants (tenants.py): the operator's registry file, and the change topic's partitions
+    tenants_file: Path | None = None
+    change_partitions: PositiveInt = 1
+
     _overrides: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     def __init__(self, **values: Any) -> None:
@@ -284,6 +288,10 @@ class Settings(BaseSettings):
     @property
     def effective_mapping_file(self) -> Path:
         return self.mapping_file or self.home / "mapping.toml"
+
+    @property
+    def effective_tenants_file(self) -> Path:
+        return self.tenants_file or self.home / "tenants.toml"
 
 
 _settings: Settings | None = None
