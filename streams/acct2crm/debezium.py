@@ -8,17 +8,28 @@ them by; anything unreadable raises ``DecodeError`` with the reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from acct2crm.errors import DecodeError
 from acct2crm.rules.change import Change, Op, Position
 
+TenantOf = Callable[[str], str | None]
+
 
 def decode_change(
-    key: bytes | None, value: bytes | None, *, tenant: str, offset: int | None = None
+    key: bytes | None,
+    value: bytes | None,
+    *,
+    tenant: str,
+    offset: int | None = None,
+    tenant_of: TenantOf | None = None,
 ) -> Change | None:
-    """Decode one message of the change topic; ``None`` for non-changes."""
+    """Decode one message of the change topic; ``None`` for non-changes.
+
+    Every tenant's changes share the change topic: with ``tenant_of`` (the
+    registry's database -> tenant id) the tenant is the one whose database
+    Debezium names in ``source.db``; without it, ``tenant``."""
     if value is None or value == b"":
         return None  # tombstone: carries no change
     try:
@@ -48,6 +59,8 @@ def decode_change(
     lsn = source.get("lsn")
     if not isinstance(lsn, int):
         raise DecodeError("change message has no integer source.lsn")
+    if tenant_of is not None:
+        tenant = _tenant(source, tenant_of)
     accounting_id = _accounting_id(key, before, after)
     if op in (Op.CREATE, Op.UPDATE, Op.SNAPSHOT) and after is None:
         raise DecodeError(f"op={op.value} change has no 'after' row")
@@ -62,6 +75,16 @@ def decode_change(
         ),
         offset=offset,
     )
+
+
+def _tenant(source: Mapping[str, Any], tenant_of: TenantOf) -> str:
+    database = source.get("db")
+    if not isinstance(database, str):
+        raise DecodeError("change message has no source.db: its tenant is unknown")
+    found = tenant_of(database)
+    if found is None:
+        raise DecodeError(f"change from database {database!r}, which no tenant names")
+    return found
 
 
 def _row(value: Any, name: str) -> Mapping[str, Any] | None:

@@ -1,8 +1,10 @@
-"""The project's topics, created up front with one partition each.
+"""The project's topics, created up front with their partition counts.
 
-One partition keeps one tenant's changes in commit order end to end (docs/design.md,
-"Order across rows"); creating them here, not on first use, means the partition count
-is ours and not whatever auto-creation picks.
+One tenant's changes stay in ONE partition end to end (docs/design.md, "Order across
+rows" and "Many tenants"): the change topic and the commands topic have
+``change_partitions`` partitions (co-partitioned: a command goes to its change's
+partition), results and dead letters one. Creating them here, not on first use, means
+the partition count is ours and not whatever auto-creation picks.
 
 Retention is ours too: a queued change must outlive a CRM outage (R4), and the
 broker's default (7 days) would delete it unseen. Every topic gets
@@ -25,6 +27,7 @@ from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
 from acct2crm.kafka_security import topic_config as durability_config
 from acct2crm.settings import Settings
+from acct2crm.topic_partitions import grow_partitioned_topics, partitions_of
 
 RETENTION_MS = "retention.ms"
 
@@ -54,6 +57,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create the missing project topics; the names of those created."""
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
+    grow_partitioned_topics(settings, admin, existing, timeout_s)
     missing = [name for name in project_topics(settings) if name not in existing]
     if not missing:
         return []
@@ -61,8 +65,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     futures = admin.create_topics(
         [
             NewTopic(
-                name, num_partitions=1, replication_factor=settings.kafka_replication_factor,
-                config=config,
+                name, num_partitions=partitions_of(settings, name),
+                replication_factor=settings.kafka_replication_factor, config=config,
             )
             for name in missing
         ],

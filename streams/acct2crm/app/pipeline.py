@@ -16,7 +16,7 @@ from typing import Any
 
 from acct2crm import metrics
 from acct2crm.app.activity import ACTIVITY
-from acct2crm.debezium import decode_change
+from acct2crm.debezium import TenantOf, decode_change
 from acct2crm.errors import DecodeError
 from acct2crm.log_format import change_logged
 from acct2crm.mapping_file import MappingWatcher
@@ -60,9 +60,10 @@ class Outputs:
         reason: str,
         crm_id: int | None = None,
         position: Position | None = None,
+        tenant: str | None = None,
     ) -> None:
         record = result_record(
-            tenant=self.tenant,
+            tenant=tenant or self.tenant,
             accounting_id=accounting_id,
             code=code,
             op=op,
@@ -125,11 +126,16 @@ class ChangeRouter:
         outputs: Outputs,
         *,
         mapping: MappingWatcher | None = None,
+        tenant_of: TenantOf | None = None,
+        scope_of: Callable[[str], ScopeWatcher] | None = None,
     ) -> None:
         self._scope = scope
         self._mapping = mapping
         self._positions = PositionBook(positions)
         self._out = outputs
+        # many tenants: the change's tenant from its database, each with its own scope
+        self._tenant_of = tenant_of
+        self._scope_of = scope_of
 
     async def handle(self, message: Message) -> None:
         metrics.change_consumed(self._out.tenant)
@@ -140,9 +146,11 @@ class ChangeRouter:
             await self._out.unreadable(message, exc, f"internal error: {exc}", message.offset)
 
     async def _handle(self, message: Message) -> None:
-        tenant = self._out.tenant
         try:
-            change = decode_change(message.key, message.value, tenant=tenant, offset=message.offset)
+            change = decode_change(
+                message.key, message.value, tenant=self._out.tenant, offset=message.offset,
+                tenant_of=self._tenant_of,
+            )
         except DecodeError as exc:
             await self._out.unreadable(
                 message, exc, f"undecodable change: {exc}", message.offset
@@ -150,11 +158,13 @@ class ChangeRouter:
             return
         if change is None:
             return  # tombstone, heartbeat or schema event: not a change
+        tenant = change.tenant
         applied = None
         if change.accounting_id is not None:
             applied = self._positions.applied(tenant, change.accounting_id)
         mapping = self._mapping.current() if self._mapping is not None else DEFAULT_MAPPING
-        decided = classify(change, self._scope.current(), applied, mapping=mapping)
+        scope = self._scope_of(tenant) if self._scope_of is not None else self._scope
+        decided = classify(change, scope.current(), applied, mapping=mapping)
         change_logged(tenant, message.offset, decided.code, "to_crm" if isinstance(
             decided, SyncIntent) else decided.action.value)
         if isinstance(decided, SyncIntent):
@@ -170,6 +180,7 @@ class ChangeRouter:
             action=decided.action,
             reason=decided.reason,
             position=change.position,
+            tenant=tenant,
         )
         if decided.action is Action.FAILED:
             await self._out.dead_letter(message, "BadRowError", decided.reason, message.offset)

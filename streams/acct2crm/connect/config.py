@@ -15,6 +15,7 @@ from importlib.resources.abc import Traversable
 from acct2crm.errors import ConfigError
 from acct2crm.package_data import connector_templates
 from acct2crm.settings import Settings
+from acct2crm.tenants import Tenant, default_tenant, read_registry
 
 PLACEHOLDER = re.compile(r"\$\{acct2crm:([a-z_]+)\}")
 
@@ -25,22 +26,34 @@ class ConnectorDefinition:
     config: dict[str, str]
 
 
-def placeholder_values(settings: Settings) -> dict[str, str]:
-    """What each ``${acct2crm:NAME}`` stands for; no secret is among them."""
+def placeholder_values(settings: Settings, tenant: Tenant | None = None) -> dict[str, str]:
+    """What each ``${acct2crm:NAME}`` stands for, for one tenant (the default one unless
+    given); no secret is among them."""
+    tenant = tenant or default_tenant(settings)
     return {
         "pg_host": settings.pg_host,
         "pg_port": str(settings.pg_port),
-        "pg_database": settings.pg_database,
+        "pg_database": tenant.database,
         "pg_replication_user": settings.pg_replication_user,
         "pg_publication": settings.pg_publication,
-        "pg_slot": settings.pg_slot,
+        "pg_slot": tenant.slot,
         "topic_prefix": settings.topic_prefix,
-        "tenant": settings.tenant,
+        "tenant": tenant.id,
+        "tenant_topic_prefix": tenant.topic_prefix,
+        "connector_name": tenant.connector,
+        "change_topic": settings.change_topic,
+        "change_topic_pattern": java_regex_literal(settings.change_topic),
+        "change_partitions": str(settings.change_partitions),
         "secrets_file": str(settings.connect_secrets_file),
         "topic_retention_ms": str(settings.topic_retention_ms),
         "kafka_replication_factor": str(settings.kafka_replication_factor),
         "kafka_min_insync_replicas": str(settings.kafka_min_insync_replicas),
     }
+
+
+def java_regex_literal(text: str) -> str:
+    """``text`` as a Java regex matching only itself (topic names: letters, digits, ._-)."""
+    return "".join("\\" + ch if not (ch.isalnum() or ch in "_-") else ch for ch in text)
 
 
 def render(text: str, values: Mapping[str, str]) -> str:
@@ -67,18 +80,23 @@ def parse(document: object, source: str, values: Mapping[str, str]) -> Connector
 
 
 def load(
-    settings: Settings, templates: list[Traversable] | None = None
+    settings: Settings,
+    templates: list[Traversable] | None = None,
+    tenants: list[Tenant] | None = None,
 ) -> list[ConnectorDefinition]:
-    """Every connector template (the packaged ones by default), filled from the settings."""
-    values = placeholder_values(settings)
+    """Every connector template (the packaged ones by default), filled once per tenant
+    (every tenant of the registry by default, the default tenant first)."""
     files = connector_templates() if templates is None else templates
     if not files:
         raise ConfigError("no connector template (*.json) found")
+    chosen = list(read_registry(settings)) if tenants is None else tenants
     definitions = []
-    for path in files:
-        try:
-            document = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
-        definitions.append(parse(document, str(path), values))
+    for tenant in chosen:
+        values = placeholder_values(settings, tenant)
+        for path in files:
+            try:
+                document = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+            definitions.append(parse(document, str(path), values))
     return definitions

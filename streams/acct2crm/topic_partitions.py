@@ -1,0 +1,107 @@
+"""Partition counts of the partitioned topics, and the upgrade of a kept stack.
+
+A stack made before tenants has a one-partition change topic and commands topic.
+Kafka can add partitions but never remove them, and adding them moves where
+messages go: a tenant's old changes stay in partition 0 while its new ones go
+to the partition ``PartitionRouting`` picks, so a worker could read a new
+change before an old one. Partitions are therefore added only when nothing is
+left to read (the worker group's committed offset is at the end of every
+partition) and no connector is writing with the old routing (Connect is not
+running, which is the case during ``acct2crm up`` after ``down``); otherwise
+the upgrade stops with what to do.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions  # type: ignore[attr-defined]
+
+from acct2crm.errors import ConnectError, StackError
+from acct2crm.kafka_io import consumer as kafka_consumer
+from acct2crm.settings import Settings
+
+WORKER_GROUP = "acct2crm"  # the Faust app's id, its consumer group (app/topology.py)
+
+
+def partitioned_topics(settings: Settings) -> list[str]:
+    """Topics with one partition per tenant slot: changes, and commands co-partitioned."""
+    return [settings.change_topic, settings.commands_topic]
+
+
+def partitions_of(settings: Settings, topic: str) -> int:
+    return settings.change_partitions if topic in partitioned_topics(settings) else 1
+
+
+def _current_partitions(admin: AdminClient, topic: str, timeout_s: float) -> int:
+    metadata = admin.list_topics(topic=topic, timeout=timeout_s)
+    found = metadata.topics.get(topic)
+    return len(found.partitions) if found is not None and found.partitions else 0
+
+
+def undrained(settings: Settings, topic: str, partitions: int, timeout_s: float) -> list[int]:
+    """Partitions of ``topic`` where the worker group has not committed the end offset."""
+    consumer = kafka_consumer(settings, WORKER_GROUP)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=timeout_s)}
+        left = []
+        for p in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            done = committed.get(p, -1)
+            if high > low and (done < 0 or done < high):
+                left.append(p)
+        return left
+    except KafkaException as exc:
+        raise StackError(f"cannot read the worker group's offsets on {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _connect_is_running(settings: Settings) -> bool:
+    from acct2crm.connect.client import ConnectClient  # noqa: PLC0415 (only on upgrade)
+
+    try:
+        with ConnectClient(settings.connect_url) as client:
+            client.status("acct2crm-accounting-customer")
+        return True
+    except ConnectError:
+        return False
+
+
+def grow_partitioned_topics(
+    settings: Settings, admin: AdminClient, existing: set[str], timeout_s: float
+) -> list[str]:
+    """Add partitions up to ``change_partitions`` where an existing topic has fewer, when
+    that keeps order (see the module's docstring); the names grown."""
+    wanted = settings.change_partitions
+    short = {}
+    for topic in partitioned_topics(settings):
+        if topic in existing:
+            have = _current_partitions(admin, topic, timeout_s)
+            if 0 < have < wanted:
+                short[topic] = have
+    if not short:
+        return []
+    for topic, have in short.items():
+        left = undrained(settings, topic, have, timeout_s)
+        if left:
+            raise StackError(
+                f"topic {topic} has {have} partition(s), change_partitions is {wanted}: "
+                f"partitions {left} still hold changes the worker has not handled; let it "
+                "catch up (lag 0), run 'acct2crm down', then 'up' again (or keep "
+                f"change_partitions={have})"
+            )
+    if _connect_is_running(settings):
+        raise StackError(
+            f"topics {sorted(short)} need {wanted} partitions while Kafka Connect runs with "
+            "the old routing: run 'acct2crm down', then 'up' again"
+        )
+    futures = admin.create_partitions(
+        [NewPartitions(topic, wanted) for topic in short], request_timeout=timeout_s
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise StackError(f"cannot add partitions to {topic}: {exc}") from exc
+    return sorted(short)
