@@ -118,3 +118,6 @@ def register(app: typer.Typer) -> None:
     """Add the workbench's commands to ``app``."""
     for command in (up, down, demo, bench):
         app.command()(command)
+    from devstack.tenant_commands import tenants_app
+
+    app.add_typer(tenants_app, name="tenants")

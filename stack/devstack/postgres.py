@@ -142,8 +142,8 @@ def server_conf(settings: Settings, paths: StackPaths) -> str:
             f"port = {settings.pg_port}",
             f"unix_socket_directories = '{_conf_quote(str(socket_dir(paths)))}'",
             "wal_level = logical",
-            "max_replication_slots = 10",
-            "max_wal_senders = 10",
+            "max_replication_slots = 40",  # one per tenant (acct2crm tenants add)
+            "max_wal_senders = 40",
             # a slot whose reader stopped holds at most this much WAL, then is given up
             # (`acct2crm status` says so) rather than filling the accounting disk
             f"max_slot_wal_keep_size = '{settings.pg_max_slot_wal_keep_size}'",
@@ -288,16 +288,27 @@ def provision(settings: Settings, paths: StackPaths) -> None:
             _ensure_role(
                 conn, repl_role, settings.pg_replication_password.get_secret_value(), True
             )
+    except psycopg.Error as exc:
+        raise StackError(f"PostgreSQL refused to set up the accounting database: {exc}") from exc
+    provision_database(settings, paths, settings.pg_database)
+
+
+def provision_database(settings: Settings, paths: StackPaths, database: str) -> bool:
+    """One accounting database (the default one, or a tenant's): its table, grants,
+    heartbeat and publication, as the connector expects them; True if it was new."""
+    app_role, repl_role = settings.pg_user, settings.pg_replication_user
+    try:
+        with psycopg.connect(superuser_conninfo(settings, paths), autocommit=True) as conn:
             exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_database,)
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
             ).fetchone()
             if exists is None:
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(settings.pg_database), sql.Identifier(app_role)
+                        sql.Identifier(database), sql.Identifier(app_role)
                     )
                 )
-        conninfo = superuser_conninfo(settings, paths, settings.pg_database)
+        conninfo = superuser_conninfo(settings, paths, database)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(app_role)))
             conn.execute(ACCOUNTING_SQL.read_text())
@@ -340,7 +351,8 @@ def provision(settings: Settings, paths: StackPaths) -> None:
                     )
                 )
     except psycopg.Error as exc:
-        raise StackError(f"PostgreSQL refused to set up the accounting database: {exc}") from exc
+        raise StackError(f"PostgreSQL refused to set up {database}: {exc}") from exc
+    return exists is None
 
 
 def _ensure_role(conn: psycopg.Connection[tuple[object, ...]], name: str, password: str,

@@ -21,11 +21,46 @@ from acct2crm.kafka_io import consumer as kafka_consumer
 from acct2crm.settings import Settings
 
 WORKER_GROUP = "acct2crm"  # the Faust app's id, its consumer group (app/topology.py)
+INT_MAX = 0x7FFFFFFF
+TABLES = ("code_to_customer", "row_to_position", "topic_offsets")  # app/topology.py
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def changelog_topics() -> list[str]:
+    return [f"{WORKER_GROUP}-{name}-changelog" for name in TABLES]
 
 
 def partitioned_topics(settings: Settings) -> list[str]:
-    """Topics with one partition per tenant slot: changes, and commands co-partitioned."""
-    return [settings.change_topic, settings.commands_topic]
+    """Topics with one partition per tenant slot: changes, and co-partitioned with them
+    the commands and the worker's table changelogs."""
+    return [settings.change_topic, settings.commands_topic, *changelog_topics()]
+
+
+def changelog_config(topic: str) -> dict[str, str]:
+    return COMPACTED if topic in changelog_topics() else {}
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (UTF-16 code units, 32-bit signed overflow)."""
+    value = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        value = (31 * value + int.from_bytes(data[i:i + 2], "big")) & 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def partition_of(database: str, partitions: int) -> int:
+    """The change-topic partition of a database, as ``PartitionRouting`` computes it
+    (Java hash of ``source.db``, sign bit cleared, modulo the partition count)."""
+    hashed = java_string_hash(database) & INT_MAX
+    if hashed == INT_MAX:
+        hashed = 0
+    return hashed % partitions
+
+
+def tenant_partition(settings: Settings, database: str) -> int:
+    """The partition of the change and commands topics holding ``database``'s changes."""
+    return partition_of(database, settings.change_partitions)
 
 
 def partitions_of(settings: Settings, topic: str) -> int:
@@ -83,6 +118,8 @@ def grow_partitioned_topics(
     if not short:
         return []
     for topic, have in short.items():
+        if topic in changelog_topics():
+            continue  # state, not work: the partition that owns a key reads it back
         left = undrained(settings, topic, have, timeout_s)
         if left:
             raise StackError(

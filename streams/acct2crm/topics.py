@@ -27,7 +27,12 @@ from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client
 from acct2crm.kafka_security import topic_config as durability_config
 from acct2crm.settings import Settings
-from acct2crm.topic_partitions import grow_partitioned_topics, partitions_of
+from acct2crm.topic_partitions import (
+    changelog_config,
+    changelog_topics,
+    grow_partitioned_topics,
+    partitions_of,
+)
 
 RETENTION_MS = "retention.ms"
 
@@ -38,6 +43,7 @@ def project_topics(settings: Settings) -> list[str]:
         settings.commands_topic,
         settings.results_topic,
         settings.dlq_topic,
+        *changelog_topics(),
     ]
 
 
@@ -66,7 +72,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         [
             NewTopic(
                 name, num_partitions=partitions_of(settings, name),
-                replication_factor=settings.kafka_replication_factor, config=config,
+                replication_factor=settings.kafka_replication_factor,
+                config={**config, **changelog_config(name)},
             )
             for name in missing
         ],

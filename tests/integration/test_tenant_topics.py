@@ -61,6 +61,10 @@ def test_old_topics_grow_only_when_drained_and_connect_stopped(
     created = ensure_topics(stopped)
     assert _partitions(old, old.change_topic) == 4
     assert _partitions(old, old.commands_topic) == 4
-    assert set(created) == {old.results_topic, old.dlq_topic}
+    changelogs = topic_partitions.changelog_topics()  # this test's group, not the stack's
+    assert set(created) == {old.results_topic, old.dlq_topic, *changelogs}
     assert _partitions(old, old.results_topic) == 1
-    admin.delete_topics([old.change_topic, old.commands_topic, old.results_topic, old.dlq_topic])
+    assert {_partitions(old, name) for name in changelogs} == {4}
+    admin.delete_topics(
+        [old.change_topic, old.commands_topic, old.results_topic, old.dlq_topic, *changelogs]
+    )

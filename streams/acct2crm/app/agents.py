@@ -36,6 +36,14 @@ def as_message(event: EventT[Any]) -> Message:
     )
 
 
+def by_partition(events: Sequence[EventT[Any]]) -> list[list[EventT[Any]]]:
+    """The batch split by partition, each part in offset order (tenants live in partitions)."""
+    parts: dict[int, list[EventT[Any]]] = {}
+    for event in events:
+        parts.setdefault(event.message.partition, []).append(event)
+    return list(parts.values())
+
+
 def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
     app = topology.app
     gate = PartitionGate()  # the agents and the idle read-back never handle a partition at once
@@ -63,6 +71,7 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
 
     async def _apply(stream: StreamT[bytes], events: Sequence[EventT[Any]]) -> None:
         # take_events fills its buffer in another task; table writes need the
-        # current event of this one (all events share the single partition)
-        stream._set_current_event(events[-1])  # type: ignore[attr-defined]
-        await command_step([as_message(e) for e in events])
+        # current event of this one, and go to its partition: one step per partition
+        for part in by_partition(events):
+            stream._set_current_event(part[-1])  # type: ignore[attr-defined]
+            await command_step([as_message(e) for e in part])

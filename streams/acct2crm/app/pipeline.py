@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from acct2crm import metrics
 from acct2crm.app.activity import ACTIVITY
@@ -38,6 +38,12 @@ from acct2crm.sink.positions import PositionBook
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes | None, bytes], Awaitable[Any]]
+
+
+class BatchApplier(Protocol):
+    """Anything that applies a batch like ``SinkEngine`` (e.g. one engine per tenant)."""
+
+    async def apply_batch(self, intents: Sequence[SyncIntent]) -> list[Applied]: ...
 
 
 @dataclass
@@ -111,6 +117,7 @@ class Outputs:
                 action=Action.FAILED,
                 reason=reason,
                 position=intent.position if intent else None,
+                tenant=intent.tenant if intent else None,
             )
             await self.dead_letter(message, type(exc).__name__, reason, change_offset)
         except Exception:
@@ -189,7 +196,7 @@ class ChangeRouter:
 class CommandApplier:
     def __init__(
         self,
-        engine: SinkEngine,
+        engine: SinkEngine | BatchApplier,
         outputs: Outputs,
         seed: Callable[[], Awaitable[None]],
         gate: Callable[[str], Awaitable[None]] | None = None,
@@ -224,7 +231,7 @@ class CommandApplier:
                 )
             return
         for outcome, (message, change_offset) in zip(applied, origin, strict=True):
-            change_logged(self._out.tenant, change_offset, outcome.intent.code,
+            change_logged(outcome.intent.tenant, change_offset, outcome.intent.code,
                           outcome.action.value)
             await self._report(outcome)
             if outcome.action is Action.FAILED:
@@ -242,4 +249,5 @@ class CommandApplier:
             reason=outcome.reason,
             crm_id=outcome.crm_id,
             position=intent.position,
+            tenant=intent.tenant,
         )

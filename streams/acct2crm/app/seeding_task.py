@@ -17,17 +17,18 @@ from acct2crm.sink.seeding import Seeder
 CHECK_EVERY_S = 1.0
 
 
-def holds_partition(app: Any, topic: str) -> bool:
-    """Tables restored, no rebalance under way, and ``topic``'s partition assigned here."""
+def holds_partition(app: Any, topic: str, partition: int = 0) -> bool:
+    """Tables restored, no rebalance under way, and the tenant's partition assigned here."""
     if app.rebalancing or not app.tables.recovery.completed.is_set():
         return False
-    return TP(topic, 0) in app.consumer.assignment()
+    return TP(topic, partition) in app.consumer.assignment()
 
 
-async def check_seeding(app: Any, seeder: Seeder, commands_topic: str) -> None:
+async def check_seeding(app: Any, seeder: Seeder, commands_topic: str, partition: int = 0
+                        ) -> None:
     """Start seeding where this worker holds the partition, stop it where it does not."""
     try:
-        if holds_partition(app, commands_topic):
+        if holds_partition(app, commands_topic, partition):
             seeder.start()
         else:
             await seeder.stop()
@@ -35,7 +36,8 @@ async def check_seeding(app: Any, seeder: Seeder, commands_topic: str) -> None:
         seeder.progress.reason = f"could not check the partition: {exc}"
 
 
-def register_seeding(app: faust.App, seeder: Seeder, commands_topic: str) -> None:
+def register_seeding(app: faust.App, seeder: Seeder, commands_topic: str, partition: int = 0
+                     ) -> None:
     @app.timer(interval=CHECK_EVERY_S, name=f"seeding-{seeder.tenant}")  # type: ignore[untyped-decorator]
     async def keep_seeding() -> None:
-        await check_seeding(app, seeder, commands_topic)
+        await check_seeding(app, seeder, commands_topic, partition)

@@ -19,6 +19,7 @@ from acct2crm.app.table_codecs import (
     POSITION,
     register_table_codecs,
 )
+from acct2crm.app.table_partitions import TablePartitions, partition_by_key
 from acct2crm.kafka_security import faust_credentials, topic_config
 from acct2crm.settings import Settings
 
@@ -48,7 +49,8 @@ def make_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.table_store,
         datadir=str(settings.home / "worker"),
-        topic_partitions=1,
+        # many tenants: partitioned topics and tables have change_partitions
+        topic_partitions=settings.change_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         broker_credentials=faust_credentials(settings),
         key_serializer="raw",
@@ -75,9 +77,10 @@ def make_app(settings: Settings) -> faust.App:
 
 
 def avro_table(
-    app: faust.App, name: str, value_codec: str, topic_config: dict[str, str] | None = None
+    app: faust.App, name: str, value_codec: str, topic_config: dict[str, str] | None = None,
+    partitions: int = 1,
 ) -> Any:
-    """A one-partition table with JSON keys and Avro values.
+    """A table with JSON keys and Avro values, co-partitioned with the change topic.
 
     Faust derives a table's serializers from its key and value types only,
     so the value codec is set on the table before its changelog or store
@@ -88,25 +91,29 @@ def avro_table(
         key_type=str,
         key_serializer="json",
         value_serializer=value_codec,
-        partitions=1,
+        partitions=partitions,
         compacting=True,
         deleting=False,
         acks=False,
         internal=True,
         config=topic_config,
     )
-    # use_partitioner: every topic has one partition, so the producer's choice is 0;
-    # it also skips Faust's partition-count check, which reads the consumer's
-    # metadata and fails while a just-created changelog still shows 0 partitions
+    # one partition: the producer's choice is 0 (use_partitioner also skips Faust's
+    # partition-count check, which fails while a just-created changelog shows 0
+    # partitions). Many partitions: a write goes to its event's partition, the one
+    # its tenant's changes and commands are in; the changelogs are created before the
+    # worker starts (topics.py), so the check finds them
     table = app.Table(
         name,
         default=None,
-        partitions=1,
+        partitions=partitions,
         key_type=str,
         changelog_topic=changelog,
-        use_partitioner=True,
+        use_partitioner=partitions == 1,
     )
     table.value_serializer = value_codec  # type: ignore[attr-defined]
+    if partitions > 1:  # writes outside a stream go to their key's partition
+        partition_by_key(table, TablePartitions(ledger=name == "topic_offsets"))
     return table
 
 
@@ -115,13 +122,15 @@ def build_topology(settings: Settings) -> Topology:
     app = make_app(settings)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "partitions": 1}
     changelogs = topic_config(settings)  # Faust creates these with the app's replication factor
+    n = settings.change_partitions  # the commands topic and tables are co-partitioned with it
+    split: dict[str, Any] = {**raw, "partitions": n}
     return Topology(
         app=app,
-        change_topic=app.topic(settings.change_topic, **raw),
-        commands_topic=app.topic(settings.commands_topic, **raw),
+        change_topic=app.topic(settings.change_topic, **split),
+        commands_topic=app.topic(settings.commands_topic, **split),
         results_topic=app.topic(settings.results_topic, **raw),
         dlq_topic=app.topic(settings.dlq_topic, **raw),
-        code_to_customer=avro_table(app, "code_to_customer", CRM_CODE_ENTRY, changelogs),
-        row_to_position=avro_table(app, "row_to_position", POSITION, changelogs),
-        topic_offsets=avro_table(app, "topic_offsets", HANDLED_OFFSET, changelogs),
+        code_to_customer=avro_table(app, "code_to_customer", CRM_CODE_ENTRY, changelogs, n),
+        row_to_position=avro_table(app, "row_to_position", POSITION, changelogs, n),
+        topic_offsets=avro_table(app, "topic_offsets", HANDLED_OFFSET, changelogs, n),
     )

@@ -17,6 +17,15 @@ from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.seeding_task import register_seeding
+from acct2crm.app.tenant_sinks import (
+    TenantScopes,
+    TenantSink,
+    TenantSinks,
+    make_tenant_sink,
+    place_tenant_keys,
+    register_tenant_seeding,
+    tenant_of_database,
+)
 from acct2crm.app.topology import Topology
 from acct2crm.crm.client import CrmClient
 from acct2crm.crm.instrumented import InstrumentedCrm
@@ -30,6 +39,8 @@ from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RetryPolicy, WaitState
 from acct2crm.sink.seeding import Seeder, SinkFirstPace
+from acct2crm.tenants import TenantWatcher, default_tenant
+from acct2crm.topic_partitions import tenant_partition
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,8 @@ class Wiring:
     started: float = field(default_factory=time.time)
     seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
     catch_up: CatchUp | None = None  # reads back what an idle agent was never handed
+    tenants: TenantWatcher | None = None  # many tenants: the registry, and each one's sink
+    sinks: TenantSinks | None = None
 
 
 def _producer(topic: faust.TopicT) -> Produce:
@@ -61,12 +74,23 @@ def _producer(topic: faust.TopicT) -> Produce:
     return produce
 
 
+def _co_partitioned(topic: faust.TopicT) -> Produce:
+    """A command goes to its change's partition (the current event's), where its tenant is."""
+
+    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
+        event = faust.current_event()
+        partition = event.message.partition if event is not None else None
+        return await topic.send(key=key, value=value, partition=partition, force=True)
+
+    return produce
+
+
 def _outputs(
     settings: Settings, topology: Topology, delivery: Delivery, counts: dict[str, int]
 ) -> Outputs:
     return Outputs(
         tenant=settings.tenant,
-        send_command=delivery.sender(_producer(topology.commands_topic)),
+        send_command=delivery.sender(_co_partitioned(topology.commands_topic)),
         send_result=delivery.sender(_producer(topology.results_topic)),
         send_dead_letter=delivery.sender(_producer(topology.dlq_topic)),
         counts=counts,
@@ -127,11 +151,22 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
     )
     seeder = Seeder(settings.tenant, crm, topology.code_to_customer, pace=pace, retry=retry,
                     page_size=settings.crm_seed_page_size)
-    register_seeding(topology.app, seeder, settings.commands_topic)
+    register_seeding(topology.app, seeder, settings.commands_topic,
+                     tenant_partition(settings, settings.pg_database))
 
-    async def seed() -> None:
-        """Never waits for seeding: until it ends, the sink asks the CRM by code."""
-        seeder.start()
+    tenants = TenantWatcher(settings)
+    sinks = TenantSinks(
+        tenants.current,
+        lambda tenant: make_tenant_sink(settings, tenant, topology),
+        [TenantSink(default_tenant(settings), engine, seeder, wait_state)],
+        gate=pause.wait,
+    )
+    register_tenant_seeding(topology.app, sinks, settings)
+    scopes = TenantScopes(tenants.current, scope)
+    place_tenant_keys(settings, topology, tenants)
+
+    async def seeded_per_tenant() -> None:
+        """Each tenant's sink starts its own seeding before its first batch."""
 
     return Wiring(
         outputs=outputs,
@@ -141,10 +176,13 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         mapping=mapping,
         cache=cache,
         ledger=ledger,
-        router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping),
-        applier=CommandApplier(
-            engine, _outputs(settings, topology, deliveries[1], counts), seed, pause.wait
+        router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping,
+                            tenant_of=tenant_of_database(tenants), scope_of=scopes.of),
+        applier=CommandApplier(  # the pause gate is per tenant, inside `sinks`
+            sinks, _outputs(settings, topology, deliveries[1], counts), seeded_per_tenant
         ),
         seeder=seeder,
         pause=pause,
+        tenants=tenants,
+        sinks=sinks,
     )
