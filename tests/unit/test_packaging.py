@@ -9,6 +9,7 @@ imports the workbench, and nothing in the repository points outside it.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import zipfile
@@ -62,6 +63,8 @@ def test_installed_wheel_reads_its_data_from_any_directory(wheel: Path, tmp_path
     done = subprocess.run(
         [sys.executable, "-c", probe, str(site)],
         cwd=elsewhere,
+        # an empty state folder: no tenants file from the test session's stack
+        env={**os.environ, "ACCT2CRM_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         check=False,
