@@ -1,0 +1,132 @@
+"""Many tenants on the real stack: each its own database and CRM account, all through the
+one change topic and the one worker; same codes never collide, commit order holds per
+tenant, and a tenant added while everything runs is synced without a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from acct2crm.settings import Settings
+from tests.support.sync import Pipeline, unique_tag
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str, timeout: float = 300) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "acct2crm.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert done.returncode == 0, f"acct2crm {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def tenant_pipe(settings: Settings, tenant_id: str) -> Pipeline:
+    """A Pipeline on the tenant's database and CRM account, as `tenants list` gives them."""
+    entry = json.loads(cli("tenants", "list", "--json"))[tenant_id]
+    database = entry["postgres_dsn"].rsplit("/", 1)[1]
+    token = SecretStr(entry["crm_token"])
+    return Pipeline.start(settings.model_copy(update={"pg_database": database, "crm_token": token}))
+
+
+@pytest.fixture(scope="module")
+def two_tenants(stack_settings: Settings) -> Iterator[tuple[str, str]]:
+    for tenant_id in ("ta", "tb"):
+        cli("tenants", "add", tenant_id)
+    yield "ta", "tb"
+
+
+def _results(pipe: Pipeline, tenant: str, tag: str, count: int) -> list[dict[str, Any]]:
+    return pipe.results_where(
+        lambda r: r["tenant"] == tenant and str(r.get("code") or "").startswith(tag), count,
+        timeout_s=120,
+    )
+
+
+def test_tenants_list_includes_default_and_connects_as_printed(
+    two_tenants: tuple[str, str], stack_settings: Settings
+) -> None:
+    listed = json.loads(cli("tenants", "list", "--json"))
+    assert {"default", *two_tenants} <= set(listed)
+    assert listed["default"]["crm_token"] == stack_settings.crm_token.get_secret_value()
+    assert listed["ta"]["crm_token"] != listed["tb"]["crm_token"]
+    assert listed["ta"]["postgres_dsn"].endswith("/accounting_ta")
+    again = cli("tenants", "add", "ta")  # idempotent
+    assert "already there" in again and "unchanged" in again
+    assert json.loads(cli("tenants", "list", "--json")) == listed
+
+
+def test_two_tenants_interleaved_swaps_with_the_same_codes(
+    two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
+) -> None:
+    tag = unique_tag()
+    a, t, b = f"{tag}-A", f"{tag}-T", f"{tag}-B"
+    pipes = {tenant: tenant_pipe(stack_settings, tenant) for tenant in two_tenants}
+    since = pipe.crm_write_seq()
+    rows: dict[str, list[int]] = {tenant: [] for tenant in pipes}
+    for tenant, p in pipes.items():
+        rows[tenant].append(p.insert(a, name="First"))
+    for tenant, p in pipes.items():
+        rows[tenant].append(p.insert(b, name="Second"))
+    for tenant, p in pipes.items():
+        p.update(rows[tenant][0], code=t)
+    for tenant, p in pipes.items():
+        p.update(rows[tenant][1], code=a)
+    for tenant, p in pipes.items():
+        p.update(rows[tenant][0], code=b)
+
+    writes = []
+    for tenant, p in pipes.items():
+        results = _results(pipe, tenant, tag, 5)
+        assert [r["action"] for r in results] == [
+            "created", "created", "updated", "updated", "updated"]
+        assert [r["code"] for r in results] == [a, b, t, a, b]
+        row1, row2 = rows[tenant]
+        crm = {r["code"]: r for r in p.crm_all(tag)}
+        assert set(crm) == {a, b}
+        assert crm[b]["name"] == "First" and crm[b]["external_ref"] == f"{tenant}:{row1}"
+        assert crm[a]["name"] == "Second" and crm[a]["external_ref"] == f"{tenant}:{row2}"
+        writes = pipe.crm_writes_since(since)
+        mine = [(w["kind"], w["code"]) for w in writes
+                if w["account"] == tenant and w["code"].startswith(tag)]
+        assert mine == [("create", a), ("create", b), ("update", t), ("update", a),
+                        ("update", b)]
+        p.close()
+    # the default tenant's account never saw these codes
+    assert pipe.crm_all(tag) == []
+    assert not [w for w in writes if w["account"] == "default" and w["code"].startswith(tag)]
+
+
+def test_tenant_added_while_running_is_synced_without_restart(
+    stack_settings: Settings, pipe: Pipeline
+) -> None:
+    before = pipe_status_pid(stack_settings)
+    tenant = "tc"
+    cli("tenants", "add", tenant)
+    p = tenant_pipe(stack_settings, tenant)
+    code = unique_tag()
+    started = time.monotonic()
+    row = p.insert(code, name="Added live")
+    [result] = _results(pipe, tenant, code, 1)
+    assert result["action"] == "created" and result["accounting_id"] == row
+    [record] = p.crm_by_code(code)
+    assert record["external_ref"] == f"{tenant}:{row}"
+    assert time.monotonic() - started < 60
+    assert pipe_status_pid(stack_settings) == before  # the same worker process
+    p.close()
+
+
+def pipe_status_pid(settings: Settings) -> int | None:
+    status = json.loads(cli("status", "--json"))
+    pid = status["services"]["worker"]["pid"]
+    return int(pid) if pid is not None else None
