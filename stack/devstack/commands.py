@@ -26,12 +26,14 @@ def up(
         None, "--only", help="Comma-separated services to start (with what they need), "
         "e.g. postgres,crm.",
     ),
+    workers: int = typer.Option(1, "--workers", help="Worker processes in the one group."),
 ) -> None:
     """Start the local stack (PostgreSQL, Kafka, Connect + Debezium, CRM, worker); idempotent.
 
     All or nothing: if a service fails, what this call started is stopped again.
     """
     from devstack import lifecycle
+    from devstack import workers as extra_workers
 
     chosen = None if only is None else [name.strip() for name in only.split(",") if name.strip()]
     try:
@@ -39,6 +41,8 @@ def up(
             get_settings(), crm_fault_injection=crm_fault_injection, with_worker=not no_worker,
             only=chosen,
         )
+        if workers > 1 and not no_worker and chosen is None:
+            extra_workers.ensure(get_settings(), workers, echo=typer.echo)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
 
@@ -46,8 +50,10 @@ def up(
 def down() -> None:
     """Stop every process the local stack started, by pid, in reverse order; idempotent."""
     from devstack import lifecycle
+    from devstack import workers as extra_workers
 
     try:
+        extra_workers.stop_extra(get_settings(), echo=typer.echo)
         lifecycle.down(get_settings())
     except Acct2CrmError as exc:
         raise _fail(exc) from exc

@@ -57,5 +57,11 @@ class DevStack:
     def start_worker(self, settings: Settings) -> None:
         python_services.start_worker(settings, StackPaths.of(settings))
 
+    def worker_states(self, settings: Settings) -> list[dict[str, Any]]:
+        """Every worker process (``up --workers N``): state, pid, status_url."""
+        from devstack import workers  # noqa: PLC0415 (workers imports this package's services)
+
+        return workers.states(settings)
+
 
 LOCAL_STACK = DevStack()

@@ -38,18 +38,19 @@ def consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
 
 
 def read_range(
-    settings: Settings, topic: str, start: int, end: int | None = None, timeout_s: float = 5.0
+    settings: Settings, topic: str, start: int, end: int | None = None, timeout_s: float = 5.0,
+    *, partition: int = 0,
 ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
-    """(offset, key, value) of partition 0 from ``start`` up to the current end."""
+    """(offset, key, value) of one partition from ``start`` up to the current end."""
     c = consumer(settings, "acct2crm-cli-reader")
     try:
-        tp = TopicPartition(topic, 0)
+        tp = TopicPartition(topic, partition)
         low, high = c.get_watermark_offsets(tp, timeout=timeout_s)
         stop = high if end is None else min(end, high)
         start = max(start, low)
         if start >= stop:
             return
-        c.assign([TopicPartition(topic, 0, start)])
+        c.assign([TopicPartition(topic, partition, start)])
         while True:
             message = c.poll(timeout_s)
             if message is None:
@@ -66,6 +67,19 @@ def read_range(
         c.close()
 
 
+def _read_all_partitions(
+    settings: Settings, topic: str
+) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+    """Every partition of ``topic`` in turn (a table's changelog has one per partition)."""
+    try:
+        found = admin_client(settings).list_topics(topic=topic, timeout=5.0).topics.get(topic)
+    except KafkaException as exc:
+        raise StackError(f"reading {topic}: {exc}") from exc
+    count = len(found.partitions) if found is not None and found.partitions else 1
+    for partition in range(count):
+        yield from read_range(settings, topic, 0, partition=partition)
+
+
 def json_or_none(data: bytes | None) -> Any:
     if data is None:
         return None
@@ -79,7 +93,7 @@ def read_table(settings: Settings, changelog: str, schema: str) -> dict[str, dic
     """A worker table as its changelog holds it now: JSON keys, Avro values."""
     avro = avro_type(schema)
     table: dict[str, dict[str, Any]] = {}
-    for _, key, value in read_range(settings, changelog, 0):
+    for _, key, value in _read_all_partitions(settings, changelog):
         k = json_or_none(key)
         if not isinstance(k, str):
             continue

@@ -37,6 +37,7 @@ from acct2crm.pause import pause_path, read_paused
 from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
 from acct2crm.settings import Settings
 from acct2crm.source_watch import report as source_report
+from acct2crm.tenant_status import tenants_view
 from acct2crm.topics import retention_of
 
 
@@ -176,6 +177,20 @@ def collect(settings: Settings) -> dict[str, Any]:
         "source": source,
         "warnings": [*source.get("warnings", []), *retention_warnings(settings)],
         "kafka_error": None if kafka_problem is None else kafka_problem.message,
+        **workers_and_tenants(settings, stack),
+    }
+
+
+def workers_and_tenants(settings: Settings, stack: Any) -> dict[str, Any]:
+    """``workers`` (every worker process of the local stack) and ``tenants`` (tenant_status)."""
+    states = getattr(stack, "worker_states", None)
+    workers = states(settings) if states is not None else [
+        {"state": worker_view(settings)["state"], "pid": None, "status_url": settings.status_url}
+    ]
+    urls = [w["status_url"] for w in workers if w.get("state") == "running"]
+    return {
+        "workers": [{"state": w["state"], "pid": w["pid"]} for w in workers],
+        "tenants": tenants_view(settings, urls),
     }
 
 

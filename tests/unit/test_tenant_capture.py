@@ -13,6 +13,7 @@ from acct2crm.connect.config import java_regex_literal, load
 from acct2crm.debezium import decode_change
 from acct2crm.errors import DecodeError
 from acct2crm.settings import Settings
+from acct2crm.topic_partitions import java_string_hash, partition_of
 
 
 def _settings(tmp_path: Path, partitions: int = 12) -> Settings:
@@ -80,3 +81,13 @@ def test_decoder_finds_the_tenant_from_source_db() -> None:
     # without a registry: the given tenant, as before
     change = decode_change(None, _envelope("accounting_acme"), tenant="default")
     assert change is not None and change.tenant == "default"
+
+
+def test_partition_of_follows_debezium_partition_routing() -> None:
+    # Java: "hello".hashCode() == 99162322, "Aa" and "BB" collide at 2112
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("Aa") == java_string_hash("BB") == 2112
+    assert java_string_hash("polygenelubricants") == -2147483648  # Integer.MIN_VALUE
+    assert partition_of("polygenelubricants", 12) == 0  # sign bit cleared
+    assert partition_of("hello", 12) == 99162322 % 12
+    assert {partition_of(f"accounting_t{i}", 12) for i in range(40)} == set(range(12))

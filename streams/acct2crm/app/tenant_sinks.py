@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -187,3 +188,21 @@ def tenant_of_database(watcher: TenantWatcher) -> Callable[[str], str | None]:
         return tenant.id if tenant is not None else None
 
     return find
+
+
+def tenant_states(
+    sinks: TenantSinks | None, paused: Collection[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """For the status page: each tenant this worker has a sink for, paused, waiting or
+    running."""
+    if sinks is None:
+        return {}
+    return {
+        tenant_id: {
+            "state": "paused" if tenant_id in paused
+            else "waiting_for_crm" if sink.wait_state.reason else "running",
+            "waiting_reason": sink.wait_state.reason,
+            "waiting_kind": sink.wait_state.kind,
+        }
+        for tenant_id, sink in sinks.sinks.items()
+    }

@@ -6,6 +6,7 @@ from typing import Any
 
 import faust
 
+from acct2crm.app.tenant_sinks import tenant_states
 from acct2crm.app.wiring import Wiring
 
 
@@ -35,6 +36,8 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
         # offsets past the ledger the consumer never handed over, read back when idle
         "catching_up": wiring.catch_up.status() if wiring.catch_up else None,
+        "tenants": tenant_states(wiring.sinks, paused),  # each tenant's sink: waiting or running
+        "tenants_error": wiring.tenants.error if wiring.tenants is not None else None,
     }
 
 

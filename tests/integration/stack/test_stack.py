@@ -37,7 +37,7 @@ SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
 STATUS_KEYS = {
     "postgres_dsn", "kafka_bootstrap", "connect_url", "crm_url", "crm_token", "status_url",
     "services", "lag", "counts", "connector", "last_failures", "sync", "source", "warnings",
-    "kafka_error",
+    "kafka_error", "workers", "tenants",
 }
 
 
