@@ -28,6 +28,7 @@ from acct2crm.rules.decide import Outcome, classify
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
+from acct2crm.tenants import read_registry
 
 WORKER_GROUP = "acct2crm"
 POSITIONS_CHANGELOG = f"{WORKER_GROUP}-row_to_position-changelog"
@@ -80,23 +81,31 @@ class Preview:
 
 
 def dry_run(settings: Settings, start: int, tracker: Tracker | None = None) -> Iterator[Preview]:
-    scope = read_scope(settings.effective_scope_file)
+    registry = read_registry(settings)  # every tenant's changes share the topic
+    scopes = {t.id: read_scope(t.scope_file) for t in registry}
     mapping = read_mapping(settings.effective_mapping_file)
+
+    def tenant_of(database: str) -> str | None:
+        found = registry.by_database(database)
+        return found.id if found is not None else None
+
     positions = applied_positions(settings)
     for offset, key, value in read_range(settings, settings.change_topic, start):
         if tracker is not None:
             tracker.update(completed=offset + 1 - start)
         try:
-            change = decode_change(key, value, tenant=settings.tenant, offset=offset)
+            change = decode_change(key, value, tenant=settings.tenant, offset=offset,
+                                   tenant_of=tenant_of)
         except DecodeError as exc:
             yield Preview(offset, "?", None, f"failed: {exc}")
             continue
         if change is None:
             continue
         row = change.accounting_id
-        lsn = None if row is None else positions.get(row_key(settings.tenant, row))
+        lsn = None if row is None else positions.get(row_key(change.tenant, row))
         decided = classify(
-            change, scope, Position(lsn) if lsn is not None else None, mapping=mapping
+            change, scopes[change.tenant], Position(lsn) if lsn is not None else None,
+            mapping=mapping,
         )
         if isinstance(decided, Outcome):
             yield Preview(
