@@ -106,6 +106,12 @@ class Pipeline:
             if not message.error() and value is not None:
                 self._seen.append(result_as_json(result_type().decode(value)))
 
+    def _about(self, record: dict[str, Any], wanted: set[int]) -> bool:
+        """A result about one of ``wanted``'s rows of this pipeline's tenant (row ids of
+        other tenants' databases are the same numbers)."""
+        return record.get("accounting_id") in wanted and record.get("tenant") in (
+            None, self.settings.tenant)
+
     def results(
         self, ids: Iterable[int], count: int, timeout_s: float = 90.0, *, distinct: bool = False
     ) -> list[dict[str, Any]]:
@@ -126,7 +132,7 @@ class Pipeline:
 
         while True:
             self._poll()
-            mine = [r for r in self._seen if r.get("accounting_id") in wanted]
+            mine = [r for r in self._seen if self._about(r, wanted)]
             if counted(mine) >= count or time.monotonic() > deadline:
                 break
         assert counted(mine) >= count, f"expected {count} results for rows {wanted}, got {mine}"
@@ -156,7 +162,7 @@ class Pipeline:
             if len(self._seen) != seen:
                 quiet_since = time.monotonic()
         wanted = set(ids)
-        return [r for r in self._seen if r.get("accounting_id") in wanted]
+        return [r for r in self._seen if self._about(r, wanted)]
 
     def dead_letters(self, count: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
         if self._dlq_consumer is None:
