@@ -19,6 +19,7 @@ from acct2crm.connect.config import load
 from acct2crm.kafka_security import client_config
 from acct2crm.progress import lag
 from acct2crm.settings import Settings
+from acct2crm.tenants import default_tenant
 from tests.support.sync import Pipeline, unique_tag
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def test_rows_present_before_a_connector_started_do_not_touch_the_crm(
     row = pipe.insert(code)
     pipe.results([row], 1)
     writes = pipe.crm_writes()
-    [definition] = load(stack_settings)
+    [definition] = load(stack_settings, tenants=[default_tenant(stack_settings)])
     # a new name each run: Connect remembers a connector's offsets by name, and a
     # probe that already snapshotted once would not snapshot again
     suffix = code.lower()

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from acct2crm.connect.config import load
 from acct2crm.settings import Settings
+from acct2crm.tenants import default_tenant
 from devstack.paths import StackPaths
 from devstack.processes import is_alive, port_open, read_pid
 
@@ -198,7 +199,7 @@ def test_down_leaves_no_process_of_the_stack(second_stack: tuple[Path, dict[str,
 def test_connector_definition_renders_every_placeholder_and_no_secret() -> None:
     settings = Settings(pg_replication_password=SecretStr("s3cret-value"))
 
-    (definition,) = load(settings)
+    (definition,) = load(settings, tenants=[default_tenant(settings)])
 
     rendered = json.dumps(definition.config)
     assert "${acct2crm:" not in rendered
