@@ -112,18 +112,19 @@ def lag(
 
 def _unhandled(
     settings: Settings, timeout_s: float = 5.0, stats: result_index.ReadStats | None = None
-) -> dict[str, tuple[int, int]]:
-    """Per input topic: (first offset not handled yet, end offset)."""
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per input topic partition: (first offset not handled yet, end offset)."""
     ledger = handled_offsets(settings, stats)
     consumer = _consumer(settings, WORKER_GROUP)
     try:
         found = {}
         for topic in (settings.change_topic, settings.commands_topic):
-            tp = TopicPartition(topic, 0)
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            last = ledger.get(offset_key(topic, 0))
-            done = last + 1 if last is not None else low
-            found[topic] = (min(done, high), high)
+            for partition in range(settings.change_partitions):  # one ledger entry each
+                tp = TopicPartition(topic, partition)
+                low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+                last = ledger.get(offset_key(topic, partition))
+                done = last + 1 if last is not None else low
+                found[(topic, partition)] = (min(done, high), high)
         return found
     finally:
         consumer.close()
@@ -134,16 +135,16 @@ def oldest_unapplied_ms(settings: Settings, timeout_s: float = 5.0) -> dict[str,
     found: dict[str, int] = {}
     consumer = _consumer(settings)
     try:
-        for topic, (done, high) in _unhandled(settings, timeout_s).items():
+        for (topic, partition), (done, high) in _unhandled(settings, timeout_s).items():
             if done >= high:
                 continue
-            consumer.assign([TopicPartition(topic, 0, done)])
+            consumer.assign([TopicPartition(topic, partition, done)])
             message = consumer.poll(timeout_s)
             if message is None or message.error():
                 continue
             kind, stamp = message.timestamp()
-            if kind != TIMESTAMP_NOT_AVAILABLE:
-                found[topic] = int(stamp)
+            if kind != TIMESTAMP_NOT_AVAILABLE:  # the oldest over the topic's partitions
+                found[topic] = min(int(stamp), found.get(topic, int(stamp)))
     finally:
         consumer.close()
     return found
