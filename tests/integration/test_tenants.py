@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from acct2crm.progress import lag
 from acct2crm.settings import Settings
 from tests.support.sync import Pipeline, unique_tag
 
@@ -51,6 +52,11 @@ def _results(pipe: Pipeline, tenant: str, tag: str, count: int) -> list[dict[str
         lambda r: r["tenant"] == tenant and str(r.get("code") or "").startswith(tag), count,
         timeout_s=120,
     )
+
+
+def _replayed(tenant: str, row: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: (r["tenant"] == tenant and r["accounting_id"] == row
+                      and "replay" in r["reason"])
 
 
 def test_tenants_list_includes_default_and_connects_as_printed(
@@ -130,3 +136,36 @@ def pipe_status_pid(settings: Settings) -> int | None:
     status = json.loads(cli("status", "--json"))
     pid = status["services"]["worker"]["pid"]
     return int(pid) if pid is not None else None
+
+
+def test_replaying_a_multi_tenant_topic_from_zero_writes_nothing(
+    two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
+) -> None:
+    tag = unique_tag()
+    rows = {}
+    for tenant in two_tenants:
+        p = tenant_pipe(stack_settings, tenant)
+        rows[tenant] = p.insert(f"{tag}-A")
+        p.update(rows[tenant], code=f"{tag}-B")
+        p.close()
+    for tenant in two_tenants:
+        assert len(_results(pipe, tenant, tag, 2)) >= 2
+    deadline = time.monotonic() + 120
+    while lag(stack_settings) != 0:
+        assert time.monotonic() < deadline, "the worker did not catch up"
+        time.sleep(0.5)
+    writes = pipe.crm_writes()  # every account's
+    since = pipe.crm_write_seq()
+
+    done = cli("replay", "--from-offset", "0")
+    assert "rewound to offset 0" in done
+    for tenant in two_tenants:  # every tenant's changes were read again ...
+        again = pipe.results_where(_replayed(tenant, rows[tenant]), 2, timeout_s=180)
+        assert [r["action"] for r in again] == ["unchanged", "unchanged"]
+    deadline = time.monotonic() + 120
+    while lag(stack_settings) != 0:
+        assert time.monotonic() < deadline, "the worker did not catch up after the replay"
+        time.sleep(0.5)
+    # ... and no CRM account received a write
+    assert pipe.crm_writes() == writes
+    assert pipe.crm_writes_since(since) == []
