@@ -169,3 +169,31 @@ def test_replaying_a_multi_tenant_topic_from_zero_writes_nothing(
     # ... and no CRM account received a write
     assert pipe.crm_writes() == writes
     assert pipe.crm_writes_since(since) == []
+
+
+def test_status_shows_the_tenant_whose_crm_is_down_waiting_with_the_reason(
+    two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
+) -> None:
+    tenant = two_tenants[0]
+    p = tenant_pipe(stack_settings, tenant)
+    code = unique_tag()
+    with pipe.crm() as crm:
+        crm.post("/admin/faults", json={"account": tenant, "down": True}).raise_for_status()
+    try:
+        row = p.insert(code)
+        deadline = time.monotonic() + 60
+        while True:
+            report = json.loads(cli("status", "--json"))
+            sync = report["tenants"][tenant]["sync"]
+            if sync["state"] == "waiting_for_crm":
+                break
+            assert time.monotonic() < deadline, f"status never showed {tenant} waiting: {sync}"
+            time.sleep(1)
+        assert sync["waiting_reason"]
+        assert report["tenants"][tenant]["lag"] >= 1  # its command waits, nothing lost
+    finally:
+        with pipe.crm() as crm:
+            crm.post("/admin/faults", json={"account": tenant, "down": False}).raise_for_status()
+    [result] = _results(pipe, tenant, code, 1)
+    assert result["action"] == "created" and result["accounting_id"] == row
+    p.close()
