@@ -260,3 +260,15 @@ def test_a_bad_config_is_one_line_and_exit_code_2(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "crm_url" in lines[0] and str(path) in lines[0] and "http://" in lines[0]
+
+
+def test_the_tenant_settings_are_known_to_the_file_and_to_config_show(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = clean_env / "companies.toml"
+    path = write_config(monkeypatch, clean_env,
+                        toml({"tenants_file": str(registry), "change_partitions": 12}))
+    settings = Settings()
+    assert settings.effective_tenants_file == registry and settings.change_partitions == 12
+    assert origins(settings)["tenants_file"] == ("file", str(path))
+    assert origins(settings)["change_partitions"] == ("file", str(path))

@@ -25,6 +25,8 @@ from acct2crm.app.wiring import Wiring
 from acct2crm.connect.config import load
 from acct2crm.errors import Acct2CrmError
 from acct2crm.settings import Settings
+from acct2crm.sink.pacing import WaitState
+from acct2crm.topic_partitions import tenant_partition
 
 log = logging.getLogger(__name__)
 CONNECTOR_TTL_S = 3.0
@@ -67,14 +69,19 @@ class ConnectorWatch:
         return self._seen
 
 
-def tenant_lag(settings: Settings, topology: Topology) -> dict[str, int | None]:
-    """Per topic partition: the broker's next offset less the next one the ledger expects."""
+def tenant_lag(
+    settings: Settings, topology: Topology, partition: int = 0, tenant: str | None = None
+) -> dict[str, int | None]:
+    """Per topic partition: the broker's next offset less the next one the ledger expects.
+
+    A tenant's changes and commands are in one partition (``PartitionRouting`` on its
+    database), shared with any tenant that hashes to the same one."""
     lag: dict[str, int | None] = {}
     for topic in (settings.change_topic, settings.commands_topic):
-        where = f"{topic}[0]"
+        where = f"{topic}[{partition}]"
         try:
-            high = topology.app.consumer.highwater(TP(topic, 0))
-            done = topology.topic_offsets.get(ledger_key(topic, 0))
+            high = topology.app.consumer.highwater(TP(topic, partition))
+            done = topology.topic_offsets.get(ledger_key(topic, partition))
         except Exception:  # not assigned yet, consumer not started
             lag[where] = None
             continue
@@ -83,28 +90,48 @@ def tenant_lag(settings: Settings, topology: Topology) -> dict[str, int | None]:
             continue
         nxt = int(done["offset"]) + 1 if isinstance(done, dict) else 0
         lag[where] = max(0, int(high) - nxt)
-        metrics.set_lag(settings.tenant, topic, 0, lag[where] or 0)
+        metrics.set_lag(tenant or settings.tenant, topic, partition, lag[where] or 0)
     return lag
 
 
 def paused_tenants(wiring: Wiring) -> Collection[str]:
-    """The tenants paused now (pause/resume plugs in here); none until it exists."""
-    return ()
+    """The tenants paused now (``acct2crm pause``), from the pause file the gate reads."""
+    return wiring.pause.paused()
+
+
+def known_tenants(settings: Settings, wiring: Wiring, activity: Activity) -> list[str]:
+    """Every tenant of the registry, and any other this worker saw results of."""
+    listed = [t.id for t in wiring.tenants.current()] if wiring.tenants is not None else []
+    return sorted({settings.tenant, *listed, *activity.tenants()})
+
+
+def _wait_state(settings: Settings, wiring: Wiring, tenant: str) -> WaitState | None:
+    sink = wiring.sinks.sinks.get(tenant) if wiring.sinks is not None else None
+    if sink is not None:
+        return sink.wait_state
+    return wiring.wait_state if tenant == settings.tenant else None
+
+
+def _partition(settings: Settings, wiring: Wiring, tenant: str) -> int | None:
+    found = wiring.tenants.current().get(tenant) if wiring.tenants is not None else None
+    if found is None:
+        return 0 if tenant == settings.tenant else None
+    return tenant_partition(settings, found.database)
 
 
 def tenant_views(
     settings: Settings, topology: Topology, wiring: Wiring, activity: Activity = ACTIVITY
 ) -> list[TenantView]:
-    """One view per tenant this worker knows: its own, and any it saw results of."""
+    """One view per tenant: every tenant of the registry, and any seen in results."""
     views = []
     paused = paused_tenants(wiring)
-    for tenant in sorted({settings.tenant, *activity.tenants()}):
+    for tenant in known_tenants(settings, wiring, activity):
         seen = activity.tenant(tenant)
-        own = tenant == settings.tenant
-        waiting = wiring.wait_state if own else None
+        waiting = _wait_state(settings, wiring, tenant)
         reason = waiting.reason if waiting is not None else None
-        if own:
-            metrics.set_waiting(tenant, waiting.kind if waiting is not None else None)
+        if waiting is not None:
+            metrics.set_waiting(tenant, waiting.kind)
+        partition = _partition(settings, wiring, tenant)
         views.append(
             TenantView(
                 tenant=tenant,
@@ -112,7 +139,8 @@ def tenant_views(
                     "waiting_for_crm" if reason else "running"),
                 waiting_reason=reason,
                 waiting_since=waiting.since if waiting is not None else None,
-                lag=tenant_lag(settings, topology) if own else {},
+                lag={} if partition is None
+                else tenant_lag(settings, topology, partition, tenant),
                 counts_today=dict(seen.counts_today),
                 counting_since=seen.counting_since,
                 failures=list(seen.failures),
@@ -133,7 +161,7 @@ def register_cockpit(settings: Settings, topology: Topology, wiring: Wiring) -> 
     @app.page("/history/{code}")
     async def history_html(web: Any, request: Any, code: str) -> Any:
         wanted = request.query.get("tenant")
-        known = sorted({settings.tenant, *ACTIVITY.tenants()})
+        known = known_tenants(settings, wiring, ACTIVITY)
         found = {t: ACTIVITY.tenant(t).history(code) for t in known if wanted in (None, t)}
         return web.html(render_history(code, found))
 
