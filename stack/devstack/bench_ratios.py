@@ -11,8 +11,8 @@ On the running local stack, in one run:
     started with ``--crm-fault-injection``; says so otherwise);
 (d) the decision stage (decode → classify → command) vs a plain
     confluent-kafka consume + JSON decode of the same change topic;
-(e) ``EXTRA_PHASES``: more phases (e.g. 1 vs 2 workers over 4 tenants) add
-    themselves here and print their own lines.
+(e) 2 workers vs 1 over 4 tenants (bench_workers.py; needs change_partitions >= 2);
+    ``EXTRA_PHASES``: more phases add themselves there and print their own lines.
 """
 
 from __future__ import annotations
@@ -281,8 +281,8 @@ def run(
     raw_rate, decided_rate, n = _decision_stage(settings, 200_000)
     out.ratio(f"(d) decision stage vs raw consume+decode ({n} changes)", decided_rate, raw_rate,
               "changes/s", ">= 0.5x")
-    for phase in EXTRA_PHASES:
+    from devstack import bench_workers  # noqa: PLC0415 (tenants and workers, phase (e))
+
+    for phase in [bench_workers.phase, *EXTRA_PHASES]:
         out.lines.extend(phase(settings))
-    if not EXTRA_PHASES:
-        out.lines.append("(e) 1 vs 2 workers over 4 tenants: not measured (no tenants phase)")
     return out.lines

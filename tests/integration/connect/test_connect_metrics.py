@@ -34,19 +34,22 @@ def test_debezium_and_connect_metrics_are_exposed(stack_settings: Settings) -> N
         if "debezium_postgres_millisecondsbehindsource" in found or time.monotonic() > deadline:
             break
         time.sleep(2)
+    # the default tenant's connector (a stack with tenants has one per tenant)
+    server = stack_settings.topic_prefix
     [(labels, behind)] = [
         item for item in found["debezium_postgres_millisecondsbehindsource"]
-        if item[0]["context"] == "streaming"
+        if item[0]["context"] == "streaming" and item[0]["server"] == server
     ]
     assert labels["server"] == stack_settings.topic_prefix
     assert behind >= -1  # -1 until the first event, then the milliseconds behind
     [(_, remaining)] = [i for i in found["debezium_postgres_queueremainingcapacity"]
-                        if i[0]["context"] == "streaming"]
+                        if i[0]["context"] == "streaming" and i[0]["server"] == server]
     [(_, total)] = [i for i in found["debezium_postgres_queuetotalcapacity"]
-                    if i[0]["context"] == "streaming"]
+                    if i[0]["context"] == "streaming" and i[0]["server"] == server]
     assert 0 < remaining <= total
     connector = {(ls["connector"], ls["status"]): v
-                 for ls, v in found["kafka_connect_connector_status"]}
+                 for ls, v in found["kafka_connect_connector_status"]
+                 if ls["connector"] == CONNECTOR}
     assert connector == {(CONNECTOR, "running"): 1.0}
     tasks = {(ls["task"], ls["status"]): v for ls, v in found["kafka_connect_task_status"]
              if ls["connector"] == CONNECTOR}
