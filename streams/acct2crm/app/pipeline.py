@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from acct2crm import metrics
 from acct2crm.app.activity import ACTIVITY
+from acct2crm.app.co_partition import CHANGE_PARTITION
 from acct2crm.debezium import TenantOf, decode_change
 from acct2crm.errors import DecodeError
 from acct2crm.log_format import change_logged
@@ -146,11 +147,14 @@ class ChangeRouter:
 
     async def handle(self, message: Message) -> None:
         metrics.change_consumed(self._out.tenant)
+        noted = CHANGE_PARTITION.set(message.partition)  # its command goes to this partition
         try:
             await self._handle(message)
         except Exception as exc:  # the agent must go on; the change is kept as a dead letter
             log.exception("unexpected error routing change at offset %s", message.offset)
             await self._out.unreadable(message, exc, f"internal error: {exc}", message.offset)
+        finally:
+            CHANGE_PARTITION.reset(noted)
 
     async def _handle(self, message: Message) -> None:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 import faust
 
 from acct2crm.app.catch_up import CatchUp
+from acct2crm.app.co_partition import co_partitioned
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
@@ -74,23 +75,12 @@ def _producer(topic: faust.TopicT) -> Produce:
     return produce
 
 
-def _co_partitioned(topic: faust.TopicT) -> Produce:
-    """A command goes to its change's partition (the current event's), where its tenant is."""
-
-    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
-        event = faust.current_event()
-        partition = event.message.partition if event is not None else None
-        return await topic.send(key=key, value=value, partition=partition, force=True)
-
-    return produce
-
-
 def _outputs(
     settings: Settings, topology: Topology, delivery: Delivery, counts: dict[str, int]
 ) -> Outputs:
     return Outputs(
         tenant=settings.tenant,
-        send_command=delivery.sender(_co_partitioned(topology.commands_topic)),
+        send_command=delivery.sender(co_partitioned(topology.commands_topic)),
         send_result=delivery.sender(_producer(topology.results_topic)),
         send_dead_letter=delivery.sender(_producer(topology.dlq_topic)),
         counts=counts,

@@ -1,0 +1,33 @@
+"""A command goes to the partition of the change it came from (where its tenant is).
+
+The change agent's event names that partition, but the idle read-back
+(catch_up.py) handles changes it read itself, outside any event. So the
+router notes the partition of the change it handles, and the commands'
+producer sends there; with one partition this is always 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+if TYPE_CHECKING:  # delivery.py imports the pipeline, which imports this module
+    from acct2crm.app.delivery import Produce
+
+CHANGE_PARTITION: ContextVar[int | None] = ContextVar("acct2crm_change_partition", default=None)
+
+
+def co_partitioned(topic: faust.TopicT) -> Produce:
+    """Send to the handled change's partition (else the current event's)."""
+
+    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
+        partition = CHANGE_PARTITION.get()
+        if partition is None:
+            event = faust.current_event()
+            partition = event.message.partition if event is not None else None
+        return await topic.send(key=key, value=value, partition=partition, force=True)
+
+    return produce
