@@ -30,6 +30,7 @@ from acct2crm.records.avro import avro_type
 from acct2crm.replay import POSITIONS_CHANGELOG
 from acct2crm.rules.resets import RESET_REASON
 from acct2crm.settings import Settings
+from acct2crm.tenants import default_tenant
 from acct2crm.topics import ensure_retention, project_topics, retention_of
 from tests.support.sync import Pipeline, unique_tag
 
@@ -80,7 +81,8 @@ def test_a_topic_with_a_shorter_retention_is_corrected(stack_settings: Settings)
 def test_debezium_creates_its_own_topics_with_the_configured_retention(
     stack_settings: Settings,
 ) -> None:
-    [definition] = load(stack_settings)
+    # the default tenant's (a stack with tenants has one connector per tenant)
+    [definition] = load(stack_settings, tenants=[default_tenant(stack_settings)])
     config = definition.config
     # the change topic, should Debezium ever create it, keeps what the CRM has not seen
     assert config["topic.creation.default.retention.ms"] == "-1"
