@@ -117,7 +117,7 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         return {"state": "unreachable"}
     keys = ("state", "paused", "waiting_reason", "waiting_since", "scope", "scope_error",
             "seeded", "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
-            "mapping_error", "catching_up")
+            "mapping_error", "catching_up", "lanes")
     return {key: body.get(key) for key in keys}
 
 

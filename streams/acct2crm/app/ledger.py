@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from acct2crm.app.offset_window import OffsetWindow
 from acct2crm.model.keys import offset_key
 from acct2crm.model.message import Message
 from acct2crm.sink.pacing import RetryPolicy, WaitState
@@ -77,8 +78,12 @@ class OffsetLedger:
         report_lost: LostReport = _log_only,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        window: OffsetWindow | None = None,
     ) -> None:
         self._table = table
+        # offsets handed to tenant lanes and not all done yet (lanes.py): the
+        # next offset expected is past them, though the table records less
+        self.window = window
         self._read_range = read_range
         self._earliest = earliest
         self._report_lost = report_lost
@@ -97,8 +102,7 @@ class OffsetLedger:
                 continue
             tp = (message.topic, message.partition or 0)
             if tp not in expected:
-                last = _offset(self._table.get(ledger_key(*tp)))
-                expected[tp] = last + 1 if last is not None else await self._first_offset(*tp)
+                expected[tp] = await self.next_offset(*tp)
             nxt = expected[tp]
             if message.offset < nxt:
                 log.info("offset %s of %s was already handled; dropped", message.offset, tp)
@@ -115,6 +119,9 @@ class OffsetLedger:
 
     async def next_offset(self, topic: str, partition: int) -> int:
         """The offset the next message handled on this partition must have."""
+        out = self.window.next(topic, partition) if self.window is not None else None
+        if out is not None:
+            return out
         last = _offset(self._table.get(ledger_key(topic, partition)))
         return last + 1 if last is not None else await self._first_offset(topic, partition)
 
@@ -182,6 +189,10 @@ class OffsetLedger:
             highest[key] = max(highest.get(key, -1), message.offset)
         for key, offset in highest.items():
             self._table[key] = {"offset": offset}  # schemas/table_offset.avsc
+
+    def record(self, topic: str, partition: int, offset: int) -> None:
+        """Every offset up to ``offset`` is done (the lanes' contiguous prefix)."""
+        self._table[ledger_key(topic, partition)] = {"offset": offset}
 
     # the agents call these: if the ledger cannot do its job, the messages are
     # still handled (idempotent by position) and the agent never crashes over it

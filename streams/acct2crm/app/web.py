@@ -35,6 +35,8 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
         # offsets past the ledger the consumer never handed over, read back when idle
         "catching_up": wiring.catch_up.status() if wiring.catch_up else None,
+        # per tenant: commands waiting in its lane, why, and the oldest one's age
+        "lanes": wiring.lanes.status() if wiring.lanes else {},
     }
 
 

@@ -14,6 +14,7 @@ import faust
 from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
+from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.seeding_task import register_seeding
@@ -51,6 +52,7 @@ class Wiring:
     started: float = field(default_factory=time.time)
     seeder: Seeder | None = None  # fills `cache` from the CRM's list beside the agents
     catch_up: CatchUp | None = None  # reads back what an idle agent was never handed
+    lanes: TenantLanes | None = None  # the command agent's per-tenant lanes (command_lanes.py)
 
 
 def _producer(topic: faust.TopicT) -> Produce:
@@ -143,8 +145,8 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping),
         applier=CommandApplier(
-            engine, _outputs(settings, topology, deliveries[1], counts), seed, pause.wait
-        ),
+            engine, _outputs(settings, topology, deliveries[1], counts), seed
+        ),  # the pause gate is each tenant lane's (lanes.py)
         seeder=seeder,
         pause=pause,
     )
