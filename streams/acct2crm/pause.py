@@ -1,8 +1,8 @@
 """Pause and resume one tenant's writes to the CRM.
 
-A paused tenant's commands wait in Kafka exactly as when its CRM is down:
-the command step holds its batch (nothing is consumed past it, nothing is
-written) and goes on in order once resumed. Changes keep being routed into
+A paused tenant's commands wait exactly as when its CRM is down: that
+tenant's lane (app/lanes.py) holds its next batch before any CRM call and
+goes on in order once resumed, while other tenants' lanes go on. Changes keep being routed into
 commands meanwhile, so nothing is lost and resuming needs no replay.
 
 The state is a small JSON file under the home folder, like the scope file:

@@ -96,6 +96,10 @@ def build_lanes(
 def register_lane_stops(app: Any, lanes: TenantLanes, events: PartitionEvents) -> None:
     """Revoked partitions' lanes stop before the rebalance goes on; all stop at shutdown."""
 
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def reopen_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        lanes.reopen([(tp.topic, tp.partition) for tp in assigned])
+
     @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
     async def stop_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         tps = [(tp.topic, tp.partition) for tp in revoked]

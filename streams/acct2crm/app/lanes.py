@@ -126,6 +126,7 @@ class TenantLanes:
         self._retry = retry or RetryPolicy(0.5, 30.0)
         self._clock = clock
         self._lanes: dict[LaneKey, Lane] = {}
+        self._closed: set[TP] = set()  # revoked: a late batch of theirs is not ours to apply
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -137,7 +138,8 @@ class TenantLanes:
         ``messages`` are the ledger's and the window's admitted ones: each
         offset once, in order per partition.
         """
-        for message in self.window.admit(messages):
+        open_ = [m for m in messages if (m.topic, m.partition or 0) not in self._closed]
+        for message in self.window.admit(open_):
             tp = (message.topic, message.partition or 0)
             lane = self._lane(tp, self._tenant_of(message))
             offset = message.offset
@@ -257,6 +259,7 @@ class TenantLanes:
         What they had not done stays unrecorded in the ledger: the partition's
         next owner reads it again from there.
         """
+        self._closed.update(tps)
         lanes = [lane for lane in self._lanes.values() if lane.tp in set(tps)]
         for lane in lanes:
             del self._lanes[lane.key]
@@ -267,6 +270,10 @@ class TenantLanes:
         for tp in set(tps):
             self.window.forget(tp)
         self._check_idle()
+
+    def reopen(self, tps: Collection[TP]) -> None:
+        """These partitions are (again) this worker's: their batches are handed out."""
+        self._closed.difference_update(tps)
 
     async def stop_all(self) -> None:
         await self.stop({lane.tp for lane in self._lanes.values()} | set(

@@ -186,8 +186,12 @@ async def test_revocation_stops_the_partitions_lanes_and_the_next_owner_reads_on
     assert s.recorded() == 0
     assert s.lanes.window.next(COMMANDS, 0) is None  # forgotten: the ledger says where to go on
     assert s.appliers.applied["x"] == [0]  # the other partition's lane goes on
-    # the new owner (here: the same worker getting it back) starts from the ledger
     s.appliers.holds.clear()
+    await s.step([s.topic.messages[3]])  # a late batch of the revoked partition
+    await asyncio.wait_for(s.lanes.drained(), 5)
+    assert "a" not in s.appliers.applied  # not ours any more: not applied
+    # the new owner (here: the same worker getting it back) starts from the ledger
+    s.lanes.reopen([(COMMANDS, 0)])
     await s.step([s.topic.messages[3]])  # the consumer resumes at its committed offset
     await asyncio.wait_for(s.lanes.drained(), 5)
     assert s.appliers.applied["a"] == [1, 3]
