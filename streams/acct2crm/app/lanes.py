@@ -320,3 +320,17 @@ class TenantLanes:
         if lane.queue or lane.spill_from is not None:
             return "queued", None
         return "idle", None
+
+
+def describe(lanes: dict[str, dict[str, Any]] | None) -> list[str]:
+    """Status lines for the tenants whose lanes hold commands (``status`` text form)."""
+    lines = []
+    for tenant, lane in sorted((lanes or {}).items()):
+        held = int(lane.get("queued") or 0) + int(lane.get("spilled") or 0)
+        if not held:
+            continue
+        age = lane.get("oldest_waiting_s")
+        why = lane.get("waiting_reason") or lane.get("state")
+        lines.append(f"sync       tenant {tenant or '(unreadable)'}: {held} command(s) waiting"
+                     + (f" for {age:.0f}s" if age is not None else "") + f" ({why})")
+    return lines

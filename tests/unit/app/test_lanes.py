@@ -11,7 +11,7 @@ import pytest
 
 from acct2crm.app.catch_up import PartitionGate
 from acct2crm.app.command_lanes import PartitionEvents, tenant_of_command
-from acct2crm.app.lanes import Apply, TenantLanes
+from acct2crm.app.lanes import Apply, TenantLanes, describe
 from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
 from acct2crm.app.offset_window import TP, OffsetWindow
 from acct2crm.app.pipeline import CommandApplier, Outputs
@@ -361,3 +361,18 @@ async def test_a_restart_re_applies_past_the_prefix_without_a_second_crm_write(
     assert second.setup.recorded() == 4
     assert len(crms["b"].records) == 2
     await second.setup.lanes.stop_all()
+
+
+def test_status_text_names_each_waiting_tenant() -> None:
+    lines = describe({
+        "a": {"queued": 3, "spilled": 10, "state": "waiting_for_crm",
+              "waiting_reason": "CRM answered 503", "oldest_waiting_s": 41.7},
+        "b": {"queued": 0, "spilled": 0, "state": "idle", "waiting_reason": None,
+              "oldest_waiting_s": None},
+        "": {"queued": 1, "spilled": 0, "state": "queued", "waiting_reason": None,
+             "oldest_waiting_s": 0.2},
+    })
+    assert lines == [
+        "sync       tenant (unreadable): 1 command(s) waiting for 0s (queued)",
+        "sync       tenant a: 13 command(s) waiting for 42s (CRM answered 503)",
+    ]
