@@ -1,9 +1,10 @@
-"""A tenant's lane waits for its CRM, shows it, and survives a SIGKILL meanwhile.
+"""A tenant's lane waits for its CRM, shows it, and survives a stop meanwhile.
 
 The command agent hands each tenant's commands to that tenant's lane and does
 not wait for them (app/lanes.py); the ledger records only what is done. Here
 the CRM goes down with commands queued, the status page must say so, and
-the worker is killed while they wait. The restarted worker reads everything
+the worker is killed while they wait; or the CRM is slow and the worker
+is stopped (SIGTERM) with CRM calls in flight. The restarted worker reads everything
 past the ledger's prefix again: every change reaches the CRM exactly once
 (one create per row, one update per edit), nothing fails.
 """
@@ -36,8 +37,12 @@ def lanes_now(settings: Settings) -> dict[str, Any]:
     return dict(body.get("lanes") or {})
 
 
-def test_a_waiting_lane_is_shown_and_a_sigkill_meanwhile_writes_each_change_once(
-    stack_settings: Settings,
+@pytest.mark.parametrize(("fault", "stop"), [
+    ({"down": True}, signal.SIGKILL),  # the lane waits, retrying; the worker dies
+    ({"latency_ms": 400}, signal.SIGTERM),  # CRM calls in flight when the lanes are stopped
+])
+def test_a_waiting_lane_is_shown_and_a_stop_meanwhile_writes_each_change_once(
+    stack_settings: Settings, fault: dict[str, Any], stop: signal.Signals,
 ) -> None:
     pipe = Pipeline.start(stack_settings)
     tag = unique_tag("L")
@@ -45,7 +50,7 @@ def test_a_waiting_lane_is_shown_and_a_sigkill_meanwhile_writes_each_change_once
     try:
         first = [pipe.insert(f"{tag}-{n:03}", name=f"Customer {n}") for n in range(BEFORE)]
         pipe.results(first, BEFORE)
-        pipe.faults(down=True)  # the CRM is down: the tenant's lane waits, in order
+        pipe.faults(**fault)  # the tenant's lane waits for its CRM, in order
         later = [pipe.insert(f"{tag}-{n:03}", name=f"Customer {n}")
                  for n in range(BEFORE, BEFORE + DURING)]
         for n, row in enumerate(first):
@@ -53,26 +58,27 @@ def test_a_waiting_lane_is_shown_and_a_sigkill_meanwhile_writes_each_change_once
         deadline = time.monotonic() + 60
         while True:
             lane = lanes_now(stack_settings).get(stack_settings.tenant) or {}
-            if lane.get("queued") and lane.get("state") == "waiting_for_crm":
+            busy = lane.get("state") == ("waiting_for_crm" if "down" in fault else "applying")
+            if lane.get("queued") and busy:
                 break
             assert time.monotonic() < deadline, f"the lane never showed its wait: {lane}"
             time.sleep(0.2)
-        assert lane["waiting_reason"]
+        assert lane["waiting_reason"] or "down" not in fault
         assert lane["oldest_waiting_s"] is not None
         pid = worker_pid(stack_settings)
         assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, stop)
         while worker_pid(stack_settings) is not None:
             assert time.monotonic() < deadline + 60, "the killed worker still runs"
             time.sleep(0.1)
-        pipe.faults(down=False)
+        pipe.faults(down=False, latency_ms=0)
         start_worker(stack_settings)
         ids = first + later
         results = pipe.results(ids, 2 * BEFORE + DURING, timeout_s=180, distinct=True)
     finally:
         if worker_pid(stack_settings) is None:
             start_worker(stack_settings)  # never leave the stack without its worker
-        pipe.faults(down=False)
+        pipe.faults(down=False, latency_ms=0)
         pipe.close()
 
     assert not [r for r in results if r["action"] in ("failed", "skipped_duplicate_code")]
