@@ -9,7 +9,7 @@ from typing import Any
 import faust.streams
 import pytest
 
-from acct2crm.app.catch_up import PartitionGate
+from acct2crm.app.catch_up import CatchUp, PartitionGate
 from acct2crm.app.command_lanes import PartitionEvents, tenant_of_command
 from acct2crm.app.lanes import Apply, TenantLanes, describe
 from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
@@ -376,3 +376,49 @@ def test_status_text_names_each_waiting_tenant() -> None:
         "sync       tenant (unreadable): 1 command(s) waiting for 0s (queued)",
         "sync       tenant a: 13 command(s) waiting for 42s (CRM answered 503)",
     ]
+
+
+async def test_a_paused_tenant_waits_alone_and_says_so() -> None:
+    paused = {"a"}
+    resumed = asyncio.Event()
+
+    async def gate(tenant: str) -> None:
+        while tenant in paused:
+            await resumed.wait()
+
+    s = Setup()
+    s.lanes = TenantLanes(s.appliers, tenant_of, s.lanes.window, s.ledger.record,
+                          s.ledger.read_back, gate=gate, paused=lambda t: t in paused)
+    s.step = CommandStep(s.ledger, s.lanes)
+    await s.step(s.topic.write(cmd(0, "a"), cmd(1, "b"), cmd(2, "a"), cmd(3, "b")))
+    await s.settle()
+    assert s.appliers.applied == {"b": [1, 3]}
+    assert s.lanes.tenant_status("a")["state"] == "paused"
+    assert s.recorded() is None  # offset 0 (a's) is not done
+    paused.clear()
+    resumed.set()
+    await asyncio.wait_for(s.lanes.drained(), 5)
+    assert s.appliers.applied["a"] == [0, 2]
+    assert s.recorded() == 3
+    await s.lanes.stop_all()
+
+
+async def test_the_idle_read_back_reads_nothing_while_a_tenant_waits() -> None:
+    s = Setup()
+    s.appliers.hold("a")
+    await s.step(s.topic.write(cmd(0, "a"), cmd(1, "b"), cmd(2, "b")))
+    await s.settle()
+    reads = len(s.topic.reads)
+    now = [0.0]
+
+    async def end_offset(topic: str, partition: int) -> int:
+        return 3
+
+    catch_up = CatchUp(s.ledger, PartitionGate(lambda: now[0]), {COMMANDS: s.step}, end_offset,
+                       lambda: [(COMMANDS, 0)], idle_s=2.0, clock=lambda: now[0])
+    for _ in range(3):
+        now[0] += 2.5
+        await catch_up.check()
+    assert len(s.topic.reads) == reads  # everything up to the end is out with a lane
+    assert catch_up.status()["behind"] == {}
+    await s.lanes.stop_all()
