@@ -90,6 +90,7 @@ def build_lanes(
         applier_for, tenant_of_command, window, ledger.record, ledger.read_back,
         batch_size=batch_size, max_held=max_held, enter=events.enter, gate=gate,
         paused=paused, reason=reason,
+        done_mark=ledger.tenant_done, record_mark=ledger.record_tenant,
     )
 
 

@@ -49,6 +49,9 @@ Reason = Callable[[str], "str | None"]  # why the tenant's applier waits, if it 
 # (topic, partition, start, end): messages of [start, end) read back from Kafka
 ReadBack = Callable[[str, int, int, int], Awaitable[list[Message]]]
 LaneKey = tuple[str, int, str]
+# (topic, partition, tenant): the last offset of the tenant's commands done there, if known
+DoneMark = Callable[[str, int, str], "int | None"]
+RecordMark = Callable[[str, int, str, int], None]
 
 
 def _enter_nothing(tp: TP) -> None:
@@ -61,6 +64,14 @@ def _never(tenant: str) -> bool:
 
 def _no_reason(tenant: str) -> str | None:
     return None
+
+
+def _no_mark(topic: str, partition: int, tenant: str) -> int | None:
+    return None
+
+
+def _forget_mark(topic: str, partition: int, tenant: str, offset: int) -> None:
+    pass
 
 
 @dataclass
@@ -81,6 +92,7 @@ class Lane:
     busy: bool = False  # applying a batch now
     paused: bool = False  # waiting at the pause gate
     error: str | None = None  # the last unexpected failure, retried
+    done_up_to: int | None = None  # every command of ours up to this offset is done
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -109,6 +121,8 @@ class TenantLanes:
         gate: Gate | None = None,
         paused: Paused = _never,
         reason: Reason = _no_reason,
+        done_mark: DoneMark = _no_mark,
+        record_mark: RecordMark = _forget_mark,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -123,6 +137,8 @@ class TenantLanes:
         self._gate = gate
         self._paused = paused
         self._reason = reason
+        self._done_mark = done_mark
+        self._record_mark = record_mark
         self._retry = retry or RetryPolicy(0.5, 30.0)
         self._clock = clock
         self._lanes: dict[LaneKey, Lane] = {}
@@ -139,10 +155,14 @@ class TenantLanes:
         offset once, in order per partition.
         """
         open_ = [m for m in messages if (m.topic, m.partition or 0) not in self._closed]
+        touched: set[TP] = set()
         for message in self.window.admit(open_):
             tp = (message.topic, message.partition or 0)
+            touched.add(tp)
             lane = self._lane(tp, self._tenant_of(message))
             offset = message.offset
+            if offset is not None and lane.done_up_to is not None and offset <= lane.done_up_to:
+                continue  # done before a restart (out of order): not kept, so counted done
             if offset is None:
                 lane.queue.append(_Held(message, self._clock()))
             elif lane.spill_from is None and len(lane.queue) < self._max_held:
@@ -159,12 +179,18 @@ class TenantLanes:
                 lane.spilled += 1
             lane.wake.set()
             self._idle.clear()
+        for tp in touched:
+            self._note(tp, self.window.settled(tp))
 
     def _lane(self, tp: TP, tenant: str) -> Lane:
         key = (tp[0], tp[1], tenant)
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = Lane(tp, tenant)
+            try:
+                lane.done_up_to = self._done_mark(tp[0], tp[1], tenant)
+            except Exception:  # unknown: its commands are applied again, harmless by position
+                log.exception("could not read how far tenant %s got", tenant)
             lane.task = asyncio.get_running_loop().create_task(
                 self._run(lane), name=f"lane-{tenant}-{tp[0]}[{tp[1]}]")
         return lane
@@ -197,8 +223,11 @@ class TenantLanes:
             attempt, lane.error = 0, None
             for _ in batch:
                 lane.queue.popleft()
-            self._note(lane.tp, self.window.done(
-                lane.tp, [m.offset for m in batch if m.offset is not None]))
+            offsets = [m.offset for m in batch if m.offset is not None]
+            if offsets:
+                lane.done_up_to = max(offsets)
+                self._mark(lane)
+            self._note(lane.tp, self.window.done(lane.tp, offsets))
 
     async def _apply(self, lane: Lane, batch: Sequence[Message]) -> None:
         if self._gate is not None:
@@ -245,6 +274,17 @@ class TenantLanes:
         except Exception:
             log.exception("could not record handled offsets of %s[%s]; they may be "
                           "handled again", *tp)
+
+    def _mark(self, lane: Lane) -> None:
+        """Remember how far this tenant got, so a restart does not apply it twice."""
+        if lane.done_up_to is None:
+            return
+        try:
+            self._enter(lane.tp)
+            self._record_mark(lane.tp[0], lane.tp[1], lane.tenant, lane.done_up_to)
+        except Exception:
+            log.exception("could not record how far tenant %s got; its commands may be "
+                          "applied again", lane.tenant)
 
     def _check_idle(self) -> None:
         if all(not lane.queue and lane.spill_from is None and not lane.busy

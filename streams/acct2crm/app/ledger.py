@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acct2crm.app.offset_window import OffsetWindow
-from acct2crm.model.keys import offset_key
+from acct2crm.model.keys import offset_key, tenant_offset_key
 from acct2crm.model.message import Message
 from acct2crm.sink.pacing import RetryPolicy, WaitState
 
@@ -193,6 +193,13 @@ class OffsetLedger:
     def record(self, topic: str, partition: int, offset: int) -> None:
         """Every offset up to ``offset`` is done (the lanes' contiguous prefix)."""
         self._table[ledger_key(topic, partition)] = {"offset": offset}
+
+    def tenant_done(self, topic: str, partition: int, tenant: str) -> int | None:
+        """The last offset of this tenant's commands done here (each tenant's are in order)."""
+        return _offset(self._table.get(tenant_offset_key(topic, partition, tenant)))
+
+    def record_tenant(self, topic: str, partition: int, tenant: str, offset: int) -> None:
+        self._table[tenant_offset_key(topic, partition, tenant)] = {"offset": offset}
 
     # the agents call these: if the ledger cannot do its job, the messages are
     # still handled (idempotent by position) and the agent never crashes over it
