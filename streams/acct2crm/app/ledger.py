@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,11 +94,22 @@ class OffsetLedger:
 
     async def admit(self, messages: Sequence[Message]) -> list[Message]:
         """The messages to handle, in offset order: duplicates dropped, gaps filled."""
-        admitted: list[Message] = []
+        return [m async for chunk in self.admit_chunks(messages) for m in chunk]
+
+    async def admit_chunks(
+        self, messages: Sequence[Message], max_read: int | None = None
+    ) -> AsyncIterator[list[Message]]:
+        """``admit`` in pieces, in order: a gap is read back ``max_read`` offsets at a time.
+
+        After a long wait (a tenant lane holding the ledger back while others
+        went on) a restart can find a long gap; read whole, it would all be
+        in memory at once.
+        """
+        pending: list[Message] = []
         expected: dict[tuple[str, int], int] = {}
         for message in sorted(messages, key=lambda m: (m.topic, m.partition or 0, m.offset or 0)):
             if message.offset is None:
-                admitted.append(message)
+                pending.append(message)
                 continue
             tp = (message.topic, message.partition or 0)
             if tp not in expected:
@@ -112,10 +123,21 @@ class OffsetLedger:
                     "offsets %s..%s of %s were skipped by the consumer; reading them first",
                     nxt, message.offset - 1, tp,
                 )
-                admitted += await self._read_gap(tp[0], tp[1], nxt, message.offset)
-            admitted.append(message)
+                size = max(1, max_read or message.offset - nxt)
+                for start in range(nxt, message.offset, size):
+                    piece = await self._read_gap(tp[0], tp[1], start,
+                                                 min(start + size, message.offset))
+                    if max_read is None:
+                        pending += piece
+                        continue
+                    if pending:
+                        yield pending
+                        pending = []
+                    yield piece
+            pending.append(message)
             expected[tp] = message.offset + 1
-        return admitted
+        if pending:
+            yield pending
 
     async def next_offset(self, topic: str, partition: int) -> int:
         """The offset the next message handled on this partition must have."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from acct2crm.app.catch_up import PartitionGate
+from acct2crm.app.catch_up import MAX_READ, PartitionGate
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import OffsetLedger
@@ -55,14 +55,22 @@ class CommandStep:
 
     def __init__(
         self, ledger: OffsetLedger, lanes: TenantLanes, gate: PartitionGate | None = None,
+        *, max_read: int = MAX_READ,
     ) -> None:
         self._ledger = ledger
         self._lanes = lanes
         self._gate = gate or PartitionGate()  # shared with the idle read-back (catch_up.py)
+        self._max_read = max_read  # a gap is read back and handed out this many at a time
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         try:
             async with self._gate.holding(messages):
-                self._lanes.dispatch(await self._ledger.admit_or_pass(messages))
+                try:
+                    async for chunk in self._ledger.admit_chunks(messages, self._max_read):
+                        self._lanes.dispatch(chunk)
+                except Exception:  # handled as delivered: re-applying is harmless by position
+                    log.exception("offset ledger unavailable; handing out %d command(s) as "
+                                  "delivered", len(messages))
+                    self._lanes.dispatch(messages)
         except Exception:
             log.exception("command step failed; the next batch reads the rest back")

@@ -428,3 +428,15 @@ async def test_the_idle_read_back_reads_nothing_while_a_tenant_waits() -> None:
     assert len(s.topic.reads) == reads  # everything up to the end is out with a lane
     assert catch_up.status()["behind"] == {}
     await s.lanes.stop_all()
+
+
+async def test_a_long_gap_is_read_back_and_handed_out_a_piece_at_a_time() -> None:
+    s = Setup()
+    s.step = CommandStep(s.ledger, s.lanes, max_read=3)
+    s.topic.write(*(cmd(o, "ab"[o % 2]) for o in range(10)))
+    await s.step([s.topic.messages[9]])  # a restart after a long wait: 0..8 not recorded
+    await asyncio.wait_for(s.lanes.drained(), 5)
+    assert s.topic.reads == [(0, 3), (3, 6), (6, 9)]
+    assert s.appliers.applied == {"a": [0, 2, 4, 6, 8], "b": [1, 3, 5, 7, 9]}
+    assert s.recorded() == 9
+    await s.lanes.stop_all()
