@@ -201,7 +201,15 @@ class TenantLanes:
         attempt = 0
         while True:
             if not lane.queue and lane.spill_from is not None:
-                await self._refill(lane)
+                try:
+                    await self._refill(lane)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the run stays where it was: read again later
+                    attempt += 1
+                    lane.error = f"reading back spilled commands: {type(exc).__name__}: {exc}"
+                    log.exception("tenant %s: %s", lane.tenant, lane.error)
+                    await asyncio.sleep(self._retry.delay(attempt, None))
                 continue
             if not lane.queue:
                 lane.wake.clear()
