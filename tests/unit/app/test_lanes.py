@@ -6,11 +6,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import faust
 import faust.streams
 import pytest
+from faust.types import TP as FaustTP
 
 from acct2crm.app.catch_up import CatchUp, PartitionGate
-from acct2crm.app.command_lanes import PartitionEvents, tenant_of_command
+from acct2crm.app.command_lanes import (
+    PartitionEvents,
+    register_lane_stops,
+    tenant_of_command,
+)
 from acct2crm.app.lanes import Apply, TenantLanes, describe
 from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
 from acct2crm.app.offset_window import TP, OffsetWindow
@@ -439,4 +445,24 @@ async def test_a_long_gap_is_read_back_and_handed_out_a_piece_at_a_time() -> Non
     assert s.topic.reads == [(0, 3), (3, 6), (6, 9)]
     assert s.appliers.applied == {"a": [0, 2, 4, 6, 8], "b": [1, 3, 5, 7, 9]}
     assert s.recorded() == 9
+    await s.lanes.stop_all()
+
+
+async def test_faust_revocation_and_assignment_signals_stop_and_reopen_lanes() -> None:
+    app = faust.App("lanes-signals", broker="memory://", store="memory://")
+    s = Setup()
+    register_lane_stops(app, s.lanes, PartitionEvents())
+    s.appliers.hold("a")
+    await s.step(s.topic.write(cmd(0, "a")))
+    await s.settle()
+    await app.on_partitions_revoked.send({FaustTP(COMMANDS, 0)})
+    assert s.lanes.status() == {}  # the partition's lanes are gone
+    await s.step([cmd(1, "b")])
+    await s.settle()
+    assert s.appliers.applied == {}  # revoked: a late batch is not applied
+    await app.on_partitions_assigned.send({FaustTP(COMMANDS, 0)})
+    s.appliers.holds.clear()  # a's CRM answers again
+    await s.step([cmd(1, "b")])  # from the ledger on: a's command 0 again, then b's
+    await asyncio.wait_for(s.lanes.drained(), 5)
+    assert s.appliers.applied == {"a": [0], "b": [1]}
     await s.lanes.stop_all()
