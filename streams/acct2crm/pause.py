@@ -1,8 +1,8 @@
 """Pause and resume one tenant's writes to the CRM.
 
-A paused tenant's commands wait in Kafka exactly as when its CRM is down:
-the command step holds its batch (nothing is consumed past it, nothing is
-written) and goes on in order once resumed. Changes keep being routed into
+A paused tenant's commands wait exactly as when its CRM is down: that
+tenant's lane (app/lanes.py) holds its next batch before any CRM call and
+goes on in order once resumed, while other tenants' lanes go on. Changes keep being routed into
 commands meanwhile, so nothing is lost and resuming needs no replay.
 
 The state is a small JSON file under the home folder, like the scope file:
@@ -84,7 +84,13 @@ class PauseGate:
         self._seen: tuple[int, int] | None = None  # mtime and inode: each write is a new file
         self._paused: dict[str, float] = {}
         self.error: str | None = None
-        self.holding: str | None = None  # the tenant whose batch is waiting now
+        # tenant -> how many of its lanes wait at the gate now (several wait at once)
+        self._holding: dict[str, int] = {}
+
+    @property
+    def holding(self) -> set[str]:
+        """The tenants whose commands are held at the gate now."""
+        return set(self._holding)
 
     def paused(self) -> dict[str, float]:
         try:
@@ -107,10 +113,12 @@ class PauseGate:
         if tenant not in self.paused():
             return
         log.info("tenant %s is paused; its changes wait in Kafka", tenant)
-        self.holding = tenant
+        self._holding[tenant] = self._holding.get(tenant, 0) + 1
         try:
             while tenant in self.paused():
                 await self._sleep(POLL_S)
         finally:
-            self.holding = None
+            left = self._holding.pop(tenant) - 1
+            if left:
+                self._holding[tenant] = left
         log.info("tenant %s resumed", tenant)

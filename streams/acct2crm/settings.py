@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
     sink_batch_size: PositiveInt = 64
     sink_batch_window_s: NonNegativeFloat = 0.05
+    # commands one tenant's lane keeps in memory while it waits; past it, the rest is read back
+    lane_max_held: PositiveInt = 10_000
     # the worker's logs: "text" or "json" (one object a line); level debug logs every change
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -26,6 +26,7 @@ import httpx
 import psycopg
 from confluent_kafka import KafkaException
 
+from acct2crm.app.lanes import describe as describe_lanes
 from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.connect.operations import state_of
@@ -118,7 +119,7 @@ def worker_view(settings: Settings) -> dict[str, Any]:
         return {"state": "unreachable"}
     keys = ("state", "paused", "waiting_reason", "waiting_since", "scope", "scope_error",
             "seeded", "kafka_waiting", "reading_back", "lost_offsets", "seeding", "mapping",
-            "mapping_error", "catching_up")
+            "mapping_error", "catching_up", "lanes")
     return {key: body.get(key) for key in keys}
 
 
@@ -263,6 +264,7 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"sync       WAITING for Kafka: {waiting}")
     if sync.get("reading_back"):
         lines.append(f"sync       WAITING to read back {sync['reading_back']}")
+    lines += describe_lanes(sync.get("lanes"))  # per tenant: commands waiting in its lane
     for where, left in ((sync.get("catching_up") or {}).get("behind") or {}).items():
         lines.append(f"sync       {where}: {left} message(s) past the last handled")
     if report.get("kafka_error"):

@@ -84,8 +84,12 @@ def tenants_view(
                                 "waiting_reason": None}
         for body in bodies:
             seen = (body.get("tenants") or {}).get(tenant.id)
-            if isinstance(seen, dict) and seen.get("state") == "waiting_for_crm":
-                sync = {"state": "waiting_for_crm", "waiting_reason": seen.get("waiting_reason")}
+            if not isinstance(seen, dict):
+                continue
+            if seen.get("state") in ("waiting_for_crm", "retrying"):  # its lane waits, alone
+                sync = {"state": seen["state"], "waiting_reason": seen.get("waiting_reason")}
+            if seen.get("queued"):  # commands held in its lane, and the oldest one's age
+                sync |= {"queued": seen["queued"], "oldest_waiting_s": seen.get("oldest_waiting_s")}
         if tenant.id in paused:  # its changes wait in Kafka until `acct2crm resume`
             sync = {"state": "paused", "waiting_reason": None}
         partition = partition_of(tenant.database, settings.change_partitions)

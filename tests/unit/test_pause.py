@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from acct2crm import pause
@@ -34,7 +35,23 @@ async def test_the_gate_holds_a_paused_tenant_until_it_is_resumed(tmp_path: Path
     assert ticks == []
     await gate.wait("a")
     assert len(ticks) >= 3
-    assert gate.holding is None
+    assert gate.holding == set()
+
+
+async def test_the_gate_knows_each_held_tenant_while_several_wait(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    pause.pause(settings, "a")
+    pause.pause(settings, "b")
+    gate = PauseGate(pause_path(settings), sleep=lambda s: asyncio.sleep(0.001))
+    waits = [asyncio.create_task(gate.wait(t)) for t in ("a", "b")]
+    while gate.holding != {"a", "b"}:
+        await asyncio.sleep(0.001)
+    pause.resume(settings, "a")
+    await waits[0]
+    assert gate.holding == {"b"}  # b still waits after a left the gate
+    pause.resume(settings, "b")
+    await waits[1]
+    assert gate.holding == set()
 
 
 def test_a_broken_pause_file_keeps_the_last_good_state(tmp_path: Path) -> None:

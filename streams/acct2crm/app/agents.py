@@ -18,6 +18,13 @@ from acct2crm.app.catch_up import (
     owned_partitions,
     register_catch_up,
 )
+from acct2crm.app.command_lanes import (
+    PartitionEvents,
+    build_lanes,
+    register_lane_stops,
+    tenant_appliers,
+    tenant_wait_reason,
+)
 from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
@@ -48,7 +55,15 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
     app = topology.app
     gate = PartitionGate()  # the agents and the idle read-back never handle a partition at once
     change_step = ChangeStep(wiring.ledger, wiring.router, wiring.deliveries[0], gate)
-    command_step = CommandStep(wiring.ledger, wiring.applier, wiring.deliveries[1], gate)
+    lane_events = PartitionEvents()  # each tenant lane writes tables as its partition's event
+    wiring.lanes = build_lanes(
+        wiring.ledger, tenant_appliers(wiring.applier, wiring.deliveries[1]), lane_events,
+        batch_size=settings.sink_batch_size, max_held=settings.lane_max_held,
+        gate=wiring.pause.wait, paused=lambda tenant: tenant in wiring.pause.paused(),
+        reason=lambda tenant: tenant_wait_reason(wiring.sinks, tenant),
+    )
+    register_lane_stops(app, wiring.lanes, lane_events)
+    command_step = CommandStep(wiring.ledger, wiring.lanes, gate)
     topics = (settings.change_topic, settings.commands_topic)
     wiring.catch_up = CatchUp(
         wiring.ledger, gate, dict(zip(topics, (change_step, command_step), strict=True)),
@@ -72,6 +87,7 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
     async def _apply(stream: StreamT[bytes], events: Sequence[EventT[Any]]) -> None:
         # take_events fills its buffer in another task; table writes need the
         # current event of this one, and go to its partition: one step per partition
+        lane_events.remember(events)
         for part in by_partition(events):
             stream._set_current_event(part[-1])  # type: ignore[attr-defined]
             await command_step([as_message(e) for e in part])

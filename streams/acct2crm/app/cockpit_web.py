@@ -144,6 +144,7 @@ def tenant_views(
                 counts_today=dict(seen.counts_today),
                 counting_since=seen.counting_since,
                 failures=list(seen.failures),
+                lane=wiring.lanes.tenant_status(tenant) if wiring.lanes is not None else None,
             )
         )
     return views

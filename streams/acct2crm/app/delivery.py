@@ -49,6 +49,9 @@ class Delivery:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._pending: list[_Record] = []
+        # tenant lanes settle at once: a caller must not return while another
+        # caller still waits for records it sent
+        self._settling = asyncio.Lock()
 
     def sender(self, produce: Produce) -> Send:
         async def send(key: bytes | None, value: bytes) -> None:
@@ -58,6 +61,10 @@ class Delivery:
 
     async def settle(self) -> None:
         """Return once the broker acknowledged every record sent so far; resend the refused."""
+        async with self._settling:
+            await self._settle()
+
+    async def _settle(self) -> None:
         attempt = 0
         while self._pending:
             pending, self._pending = self._pending, []

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from acct2crm.model.keys import offset_key
+from acct2crm.app.offset_window import OffsetWindow
+from acct2crm.model.keys import offset_key, tenant_offset_key
 from acct2crm.model.message import Message
 from acct2crm.sink.pacing import RetryPolicy, WaitState
 
@@ -77,8 +78,12 @@ class OffsetLedger:
         report_lost: LostReport = _log_only,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        window: OffsetWindow | None = None,
     ) -> None:
         self._table = table
+        # offsets handed to tenant lanes and not all done yet (lanes.py): the
+        # next offset expected is past them, though the table records less
+        self.window = window
         self._read_range = read_range
         self._earliest = earliest
         self._report_lost = report_lost
@@ -89,16 +94,26 @@ class OffsetLedger:
 
     async def admit(self, messages: Sequence[Message]) -> list[Message]:
         """The messages to handle, in offset order: duplicates dropped, gaps filled."""
-        admitted: list[Message] = []
+        return [m async for chunk in self.admit_chunks(messages) for m in chunk]
+
+    async def admit_chunks(
+        self, messages: Sequence[Message], max_read: int | None = None
+    ) -> AsyncIterator[list[Message]]:
+        """``admit`` in pieces, in order: a gap is read back ``max_read`` offsets at a time.
+
+        After a long wait (a tenant lane holding the ledger back while others
+        went on) a restart can find a long gap; read whole, it would all be
+        in memory at once.
+        """
+        pending: list[Message] = []
         expected: dict[tuple[str, int], int] = {}
         for message in sorted(messages, key=lambda m: (m.topic, m.partition or 0, m.offset or 0)):
             if message.offset is None:
-                admitted.append(message)
+                pending.append(message)
                 continue
             tp = (message.topic, message.partition or 0)
             if tp not in expected:
-                last = _offset(self._table.get(ledger_key(*tp)))
-                expected[tp] = last + 1 if last is not None else await self._first_offset(*tp)
+                expected[tp] = await self.next_offset(*tp)
             nxt = expected[tp]
             if message.offset < nxt:
                 log.info("offset %s of %s was already handled; dropped", message.offset, tp)
@@ -108,13 +123,27 @@ class OffsetLedger:
                     "offsets %s..%s of %s were skipped by the consumer; reading them first",
                     nxt, message.offset - 1, tp,
                 )
-                admitted += await self._read_gap(tp[0], tp[1], nxt, message.offset)
-            admitted.append(message)
+                size = max(1, max_read or message.offset - nxt)
+                for start in range(nxt, message.offset, size):
+                    piece = await self._read_gap(tp[0], tp[1], start,
+                                                 min(start + size, message.offset))
+                    if max_read is None:
+                        pending += piece
+                        continue
+                    if pending:
+                        yield pending
+                        pending = []
+                    yield piece
+            pending.append(message)
             expected[tp] = message.offset + 1
-        return admitted
+        if pending:
+            yield pending
 
     async def next_offset(self, topic: str, partition: int) -> int:
         """The offset the next message handled on this partition must have."""
+        out = self.window.next(topic, partition) if self.window is not None else None
+        if out is not None:
+            return out
         last = _offset(self._table.get(ledger_key(topic, partition)))
         return last + 1 if last is not None else await self._first_offset(topic, partition)
 
@@ -182,6 +211,17 @@ class OffsetLedger:
             highest[key] = max(highest.get(key, -1), message.offset)
         for key, offset in highest.items():
             self._table[key] = {"offset": offset}  # schemas/table_offset.avsc
+
+    def record(self, topic: str, partition: int, offset: int) -> None:
+        """Every offset up to ``offset`` is done (the lanes' contiguous prefix)."""
+        self._table[ledger_key(topic, partition)] = {"offset": offset}
+
+    def tenant_done(self, topic: str, partition: int, tenant: str) -> int | None:
+        """The last offset of this tenant's commands done here (each tenant's are in order)."""
+        return _offset(self._table.get(tenant_offset_key(topic, partition, tenant)))
+
+    def record_tenant(self, topic: str, partition: int, tenant: str, offset: int) -> None:
+        self._table[tenant_offset_key(topic, partition, tenant)] = {"offset": offset}
 
     # the agents call these: if the ledger cannot do its job, the messages are
     # still handled (idempotent by position) and the agent never crashes over it

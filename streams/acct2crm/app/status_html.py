@@ -46,6 +46,7 @@ class TenantView:
     counts_today: dict[str, int] = field(default_factory=dict)
     counting_since: float | None = None
     failures: Sequence[dict[str, Any]] = ()
+    lane: Mapping[str, Any] | None = None  # its commands held in its lane (lanes.status())
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,27 @@ def _failures(view: TenantView, now: float) -> str:
     )
 
 
+def _lane(view: TenantView) -> str:
+    """How many of the tenant's commands wait in its lane, since when, and why."""
+    lane = view.lane or {}
+    held = int(lane.get("queued") or 0) + int(lane.get("spilled") or 0)
+    if not held:
+        return '<p class="lane muted">Lane: no command waiting.</p>'
+    age = lane.get("oldest_waiting_s")
+    why = lane.get("waiting_reason") or lane.get("state") or ""
+    return (
+        f'<p class="lane">Lane: <b class="lane-queued">{held}</b> command(s) waiting'
+        + (f", the oldest for {float(age):.0f} s" if age is not None else "")
+        + f' <span class="why">({escape(str(why))})</span></p>'
+    )
+
+
 def _tenant(view: TenantView, now: float) -> str:
     return (
         f'<section class="tenant" data-tenant="{escape(view.tenant)}" '
         f'data-state="{escape(view.state)}"><h2>Tenant {escape(view.tenant)}</h2>'
-        + _state_line(view, now) + _lag(view) + _counts(view) + _failures(view, now)
+        + _state_line(view, now) + _lag(view) + _lane(view) + _counts(view)
+        + _failures(view, now)
         + "</section>"
     )
 

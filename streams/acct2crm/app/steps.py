@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from acct2crm.app.catch_up import PartitionGate
+from acct2crm.app.catch_up import MAX_READ, PartitionGate
 from acct2crm.app.delivery import Delivery
+from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import OffsetLedger
-from acct2crm.app.pipeline import ChangeRouter, CommandApplier
+from acct2crm.app.pipeline import ChangeRouter
 from acct2crm.model.message import Message
 
 log = logging.getLogger(__name__)
@@ -46,23 +47,30 @@ class ChangeStep:
 
 
 class CommandStep:
-    """Apply one batch of commands to the CRM."""
+    """Admit a batch of commands and hand each tenant's part to its lane (lanes.py).
+
+    It does not wait for them to be applied: a tenant whose CRM waits must not
+    hold the others. The lanes record offsets in the ledger as they are done.
+    """
 
     def __init__(
-        self, ledger: OffsetLedger, applier: CommandApplier, delivery: Delivery,
-        gate: PartitionGate | None = None,
+        self, ledger: OffsetLedger, lanes: TenantLanes, gate: PartitionGate | None = None,
+        *, max_read: int = MAX_READ,
     ) -> None:
         self._ledger = ledger
-        self._applier = applier
-        self._delivery = delivery
+        self._lanes = lanes
         self._gate = gate or PartitionGate()  # shared with the idle read-back (catch_up.py)
+        self._max_read = max_read  # a gap is read back and handed out this many at a time
 
     async def __call__(self, messages: Sequence[Message]) -> None:
         try:
             async with self._gate.holding(messages):
-                admitted = await self._ledger.admit_or_pass(messages)
-                await self._applier.handle_batch(admitted)
-                await self._delivery.settle()
-                self._ledger.handled_or_log(admitted)
+                try:
+                    async for chunk in self._ledger.admit_chunks(messages, self._max_read):
+                        self._lanes.dispatch(chunk)
+                except Exception:  # handled as delivered: re-applying is harmless by position
+                    log.exception("offset ledger unavailable; handing out %d command(s) as "
+                                  "delivered", len(messages))
+                    self._lanes.dispatch(messages)
         except Exception:
             log.exception("command step failed; the next batch reads the rest back")

@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from acct2crm.app.tenant_sinks import tenant_states
+from acct2crm.app.tenant_sync import tenant_sync
 from acct2crm.app.wiring import Wiring
 
 
@@ -14,7 +14,7 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
     wait_state = wiring.wait_state
     paused = wiring.pause.paused()
     return {
-        "state": "paused" if wiring.pause.holding or wiring.outputs.tenant in paused
+        "state": "paused" if wiring.outputs.tenant in wiring.pause.holding | set(paused)
         else "waiting_for_crm" if wait_state.reason else "running",
         "paused": paused,  # tenant -> since (epoch s); its changes wait in Kafka
         "waiting_reason": wait_state.reason,
@@ -36,8 +36,11 @@ def status_body(wiring: Wiring) -> dict[str, Any]:
         "lost_offsets": [lost.describe() for lost in wiring.ledger.lost],
         # offsets past the ledger the consumer never handed over, read back when idle
         "catching_up": wiring.catch_up.status() if wiring.catch_up else None,
-        "tenants": tenant_states(wiring.sinks, paused),  # each tenant's sink: waiting or running
+        # each tenant's sink and lane: waiting (why) or running, commands held, oldest age
+        "tenants": tenant_sync(wiring.sinks, wiring.lanes, paused),
         "tenants_error": wiring.tenants.error if wiring.tenants is not None else None,
+        # per tenant: commands waiting in its lane, why, and the oldest one's age
+        "lanes": wiring.lanes.status() if wiring.lanes else {},
     }
 
 

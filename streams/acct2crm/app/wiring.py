@@ -15,6 +15,7 @@ from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.co_partition import co_partitioned
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
+from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
 from acct2crm.app.seeding_task import register_seeding
@@ -65,6 +66,7 @@ class Wiring:
     catch_up: CatchUp | None = None  # reads back what an idle agent was never handed
     tenants: TenantWatcher | None = None  # many tenants: the registry, and each one's sink
     sinks: TenantSinks | None = None
+    lanes: TenantLanes | None = None  # the command agent's per-tenant lanes (command_lanes.py)
 
 
 def _producer(topic: faust.TopicT) -> Produce:
@@ -149,8 +151,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         tenants.current,
         lambda tenant: make_tenant_sink(settings, tenant, topology),
         [TenantSink(default_tenant(settings), engine, seeder, wait_state)],
-        gate=pause.wait,
-    )
+    )  # no gate here: each tenant lane waits at the pause gate itself (lanes.py)
     register_tenant_seeding(topology.app, sinks, settings)
     scopes = TenantScopes(tenants.current, scope)
     place_tenant_keys(settings, topology, tenants)
@@ -168,7 +169,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping,
                             tenant_of=tenant_of_database(tenants), scope_of=scopes.of),
-        applier=CommandApplier(  # the pause gate is per tenant, inside `sinks`
+        applier=CommandApplier(  # the pause gate is each tenant lane's (lanes.py)
             sinks, _outputs(settings, topology, deliveries[1], counts), seeded_per_tenant
         ),
         seeder=seeder,

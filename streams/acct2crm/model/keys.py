@@ -24,6 +24,11 @@ def offset_key(topic: str, partition: int) -> str:
     return f"{topic}{SEP}{partition}"
 
 
+def tenant_offset_key(topic: str, partition: int, tenant: str) -> str:
+    """``topic_offsets``: the last offset of one tenant's commands done in one partition."""
+    return f"{topic}{SEP}{partition}{SEP}{tenant}"
+
+
 def row_lane_token(accounting_id: int) -> str:
     """A sink lane token for a row, apart from every code key."""
     return f"row{SEP}{accounting_id}"

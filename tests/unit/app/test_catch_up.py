@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 from acct2crm.app.catch_up import TP, CatchUp, PartitionGate
+from acct2crm.app.command_lanes import PartitionEvents, build_lanes, one_applier
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger, RangeRead, ledger_key
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier
@@ -88,9 +89,11 @@ class Setup:
         self.change_step = ChangeStep(
             self.ledger, cast(ChangeRouter, self.router), Delivery("changes"), self.gate
         )
-        self.command_step = CommandStep(
-            self.ledger, cast(CommandApplier, self.applier), Delivery("commands"), self.gate
+        self.lanes = build_lanes(
+            self.ledger, one_applier(cast(CommandApplier, self.applier), Delivery("commands")),
+            PartitionEvents(), batch_size=2, max_held=100,
         )
+        self.command_step = CommandStep(self.ledger, self.lanes, self.gate)
         self.owned: Collection[TP] = [(CHANGES, 0)] if owned is None else owned
         self.catch_up = CatchUp(
             self.ledger, self.gate, {CHANGES: self.change_step, COMMANDS: self.command_step},
@@ -196,6 +199,7 @@ async def test_only_partitions_this_worker_holds_are_read_back() -> None:
 async def test_commands_are_handed_over_in_batches_in_order() -> None:
     s = Setup(handled_up_to=None, end=5, owned=[(COMMANDS, 0)])
     await s.checks()
+    await asyncio.wait_for(s.lanes.drained(), 5)
     assert s.applier.batches == [[0, 1], [2, 3], [4]]
     assert s.last_handled(COMMANDS) == 4
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acct2crm.app.command_lanes import PartitionEvents, build_lanes, one_applier
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger, RangeRead
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier, Outputs
@@ -137,6 +139,12 @@ async def test_a_step_never_raises_and_leaves_the_offset_unhandled() -> None:
     async def earliest(topic: str, partition: int) -> int:
         return 0
 
-    step = CommandStep(OffsetLedger(table, read, earliest), Exploding(), Delivery("test"))
+    ledger = OffsetLedger(table, read, earliest)
+    lanes = build_lanes(ledger, one_applier(Exploding(), Delivery("test")), PartitionEvents(),
+                        batch_size=8, max_held=8)
+    step = CommandStep(ledger, lanes)
     await step([Message("commands", 0, 0, b"1", b"x")])
-    assert table == {}  # not handled: the next batch reads it back
+    await asyncio.sleep(0.05)  # the lane tries, fails, and waits to try again
+    assert table == {}  # not handled: it is tried again, or read back after a restart
+    assert lanes.status()[""]["state"] == "retrying"
+    await lanes.stop_all()
