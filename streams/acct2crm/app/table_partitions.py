@@ -33,11 +33,12 @@ class TablePartitions:
         self.tenant_partition: TenantPartition = _none
 
     def of_key(self, key: str) -> int | None:
-        head, sep, tail = key.rpartition(SEP) if self.ledger else key.partition(SEP)
+        if self.ledger:  # "topic<SEP>partition", or a lane's "topic<SEP>partition<SEP>tenant"
+            fields = key.split(SEP)
+            return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        head, sep, _ = key.partition(SEP)
         if not sep:
             return None
-        if self.ledger:
-            return int(tail) if tail.isdigit() else None
         return self.tenant_partition(head)
 
     def __call__(self, key: Any) -> int | None:

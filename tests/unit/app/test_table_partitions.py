@@ -6,13 +6,15 @@ from __future__ import annotations
 import pytest
 
 from acct2crm.app.table_partitions import TablePartitions
-from acct2crm.model.keys import code_entry_key, offset_key, row_key
+from acct2crm.model.keys import code_entry_key, offset_key, row_key, tenant_offset_key
 
 
 def test_a_ledger_key_names_its_partition() -> None:
     place = TablePartitions(ledger=True)
     assert place(offset_key("acct2crm.commands", 7)) == 7
     assert place(offset_key("acct2crm.accounting.customer", 0)) == 0
+    # how far one tenant's lane got in a partition (lanes.py) is kept in that partition too
+    assert place(tenant_offset_key("acct2crm.commands", 7, "acme")) == 7
 
 
 def test_a_tenant_key_goes_to_its_tenants_partition() -> None:
