@@ -27,7 +27,6 @@ from acct2crm.app.pipeline import CommandApplier
 from acct2crm.app.steps import CommandStep
 from acct2crm.app.tenant_sinks import TenantSink, TenantSinks
 from acct2crm.app.tenant_sync import tenant_sync
-from acct2crm.model.message import Message
 from acct2crm.rules.change import Action
 from acct2crm.rules.decide import SyncIntent
 from acct2crm.sink.engine import Applied
