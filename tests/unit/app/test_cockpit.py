@@ -72,6 +72,19 @@ def test_status_page_shows_each_state() -> None:
     assert history_link("KH 1/2", "a b") == "/history/KH%201%2F2?tenant=a%20b"
 
 
+def test_status_page_shows_what_waits_in_each_tenants_lane() -> None:
+    now = time.time()
+    waiting = TenantView("ta", "waiting_for_crm", waiting_reason="CRM down", lane={
+        "queued": 2, "spilled": 1, "state": "waiting_for_crm",
+        "waiting_reason": f"CRM down {EVIL}", "oldest_waiting_s": 41.7})
+    idle = TenantView("tb", "running", lane={"queued": 0, "spilled": 0, "state": "idle"})
+    html = render_status([waiting, idle], ConnectorView("c", "RUNNING"), now=now)
+    ta, tb = html.split('data-tenant="ta"')[1], html.split('data-tenant="tb"')[1]
+    assert '<b class="lane-queued">3</b> command(s) waiting, the oldest for 42 s' in ta
+    assert EVIL not in html and "CRM down &lt;script&gt;" in ta
+    assert "Lane: no command waiting." in tb
+
+
 def test_activity_is_bounded_and_counts_today(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(activity_mod, "MAX_CODES", 3)
     monkeypatch.setattr(activity_mod, "PER_CODE", 2)
