@@ -12,7 +12,8 @@ On the running local stack, in one run:
 (d) the decision stage (decode → classify → command) vs a plain
     confluent-kafka consume + JSON decode of the same change topic;
 (e) 2 workers vs 1 over 4 tenants (bench_workers.py; needs change_partitions >= 2);
-    ``EXTRA_PHASES``: more phases add themselves there and print their own lines.
+    ``EXTRA_PHASES``: more phases add themselves there and print their own lines;
+(f) tenant B's latency while tenant A's CRM is down vs A healthy (bench_isolation.py).
 """
 
 from __future__ import annotations
@@ -281,8 +282,9 @@ def run(
     raw_rate, decided_rate, n = _decision_stage(settings, 200_000)
     out.ratio(f"(d) decision stage vs raw consume+decode ({n} changes)", decided_rate, raw_rate,
               "changes/s", ">= 0.5x")
-    from devstack import bench_workers  # noqa: PLC0415 (tenants and workers, phase (e))
+    # phases (e) tenants and workers, (f) tenant lanes
+    from devstack import bench_isolation, bench_workers  # noqa: PLC0415
 
-    for phase in [bench_workers.phase, *EXTRA_PHASES]:
+    for phase in [bench_workers.phase, bench_isolation.phase, *EXTRA_PHASES]:
         out.lines.extend(phase(settings))
     return out.lines
