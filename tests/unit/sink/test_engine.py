@@ -179,6 +179,40 @@ async def test_r2d_then_a_rename_of_the_same_row_in_one_batch() -> None:
     assert [(r.code, r.external_ref) for r in crm.records.values()] == [("C", "default:1")]
 
 
+@pytest.mark.parametrize("batch_limit", [0, 5], ids=["single-calls", "batch-api"])
+async def test_r2d_after_an_earlier_rename_frees_its_code_keeps_order_with_the_old_code(
+    batch_limit: int,
+) -> None:
+    """Found by the property test: the R2d is only known once B→T ran in the same batch.
+
+    At the batch's start the table holds B (row 2's record), so row 1's update
+    looks like R2a; but row 2 renames that record to T first, and row 1's
+    update ends in R2d, moving row 1's record off A. Row 3's insert of A,
+    committed after, must find A free.
+    """
+    crm = MemoryCrm(batch_limit=batch_limit)
+    engine = engine_for(crm)
+    a, b = row(1, "A"), row(2, "B")
+    await engine.apply_batch([intent(change("c", after=r, lsn=10 * r["id"])) for r in (a, b)])
+    # row 1 leaves the scope as Kh1 (never reaches the sink); the CRM still holds it as A
+    kh1 = {**a, "code": "Kh1", "is_customer": False}
+    hidden = classify(change("u", before=a, after=kh1, lsn=40), DEFAULT_SCOPE)
+    assert not isinstance(hidden, SyncIntent)
+    batch = [
+        intent(change("u", before=b, after={**b, "code": "T"}, lsn=60)),  # R2b: B → T
+        # back in scope as B: the CRM has neither B (now T) nor Kh1, but row 1's record (R2d)
+        intent(change("u", before=kh1, after={**a, "code": "B"}, lsn=70)),
+        intent(change("c", after=row(3, "A", name="Customer A"), lsn=80)),  # A is free by now
+    ]
+    results = await engine.apply_batch(batch)
+    assert [(r.action, r.reason[:4]) for r in results] == [
+        (Action.UPDATED, "R2b:"), (Action.UPDATED, "R2d:"), (Action.CREATED, "R1a:")
+    ]
+    assert sorted((r.code, r.external_ref) for r in crm.records.values()) == [
+        ("A", "default:3"), ("B", "default:1"), ("T", "default:2")
+    ]
+
+
 @pytest.mark.parametrize("synced", [True, False], ids=["R2a", "R2d"])
 async def test_updates_of_different_rows_still_run_concurrently(synced: bool) -> None:
     crm = SlowCrm()

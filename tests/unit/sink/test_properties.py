@@ -260,9 +260,22 @@ R2D_EXAMPLE: list[tuple[Any, ...]] = [
     ("update", 0, None, True, "HQ", True),
 ]
 
+# R2d known only once an earlier rename (B→T) in the batch freed B; row 3's A comes after
+R2D_AFTER_RENAME: list[tuple[Any, ...]] = [
+    ("insert", "A", True, "HQ"),
+    ("insert", "A", True, "HQ"),
+    ("insert", "B", True, "HQ"),
+    ("update", 0, "Kh1", False, "HQ", False),
+    ("sales", "A"),
+    ("update", 1, "T", True, "HQ", False),
+    ("update", 0, "B", True, "HQ", False),
+    ("insert", "A", True, "HQ"),
+]
+
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(ops=R2D_EXAMPLE, seed=0)
+@example(ops=R2D_AFTER_RENAME, seed=0)
 @given(ops=st.lists(op_strategy, min_size=8, max_size=40), seed=st.integers(0, 2**16))
 def test_random_histories_follow_the_rules(ops: list[tuple[Any, ...]], seed: int) -> None:
     check_history(ops, seed, batch_limit=0)
@@ -270,6 +283,7 @@ def test_random_histories_follow_the_rules(ops: list[tuple[Any, ...]], seed: int
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(ops=R2D_EXAMPLE, seed=0)
+@example(ops=R2D_AFTER_RENAME, seed=0)
 @given(ops=st.lists(op_strategy, min_size=8, max_size=40), seed=st.integers(0, 2**16))
 def test_random_histories_follow_the_rules_with_batches(
     ops: list[tuple[Any, ...]], seed: int
