@@ -128,22 +128,24 @@ class SinkEngine:
         its code, which a later update counted on: so look until none is new.
         """
         owners: dict[int, CrmRecord | None] = {}
+        asked: set[int] = set()
 
-        async def look(index: int) -> CrmRecord | None:
+        async def look(index: int) -> tuple[int, CrmRecord | None] | None:
             try:
-                return await self._find_ours(intents[index].external_ref)
-            except CrmError as exc:  # its lane finds out again, and fails that command alone
+                return index, await self._find_ours(intents[index].external_ref)
+            except CrmError as exc:  # not an answer: its lane asks again, fails that command alone
                 log.info("looking up the record of a row ahead of its batch failed: %s", exc)
                 return None
 
         while True:
             codes = {i: (code_key(r.code),) for i, r in owners.items() if r is not None}
             ahead = may_end_in_r2d(intents, lambda k: self._cache.get(k) is not None, codes)
-            wanted = [i for i in ahead if i not in owners]
+            wanted = [i for i in ahead if i not in asked]
             if not wanted:
                 return owners
+            asked.update(wanted)
             found = await asyncio.gather(*(look(index) for index in wanted))
-            owners.update(zip(wanted, found, strict=True))
+            owners.update(pair for pair in found if pair is not None)
 
     async def _apply_guarded(
         self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False

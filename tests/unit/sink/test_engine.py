@@ -240,6 +240,38 @@ async def test_r2c_still_creates_when_no_record_names_the_row() -> None:
     assert len(crm.records) == 2
 
 
+class RefLookupRefused(MemoryCrm):
+    """Refuses the first ``refusals`` look-ups by external_ref for good (say a 400)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def find_by_external_ref(self, ref: str) -> list[CrmRecord]:
+        if self.refusals:
+            self.refusals -= 1
+            raise CrmRejected("CRM refused the query", status=400)
+        return await super().find_by_external_ref(ref)
+
+
+@pytest.mark.parametrize("refusals", [1, 2], ids=["once", "again"])
+async def test_a_refused_look_up_ahead_never_makes_a_second_record(refusals: int) -> None:
+    crm = RefLookupRefused(refusals=0)
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # row 1 became B while out of scope; back in scope, only an R2d look-up finds its record
+    crm.refusals = refusals
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    [result] = await engine.apply_batch([intent(back)])
+    assert len(crm.records) == 1, "the refused look-up ahead was taken for 'no record'"
+    if refusals == 1:  # the lane asks again and follows the record
+        assert (result.action, result.reason[:4]) == (Action.UPDATED, "R2d:")
+        assert [r.code for r in crm.records.values()] == ["B"]
+    else:  # refused again: this command fails, nothing is written
+        assert result.action is Action.FAILED
+        assert [r.code for r in crm.records.values()] == ["A"]
+
+
 async def test_replaying_everything_costs_zero_crm_writes() -> None:
     crm = MemoryCrm()
     positions: dict[str, Any] = {}
