@@ -35,6 +35,7 @@ from acct2crm.rules.codes import code_key
 from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_ours
 from acct2crm.sink.batching import BatchWrites, CodeLookups
 from acct2crm.sink.code_cache import CodeCache
+from acct2crm.sink.lookahead import may_end_in_r2d
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
 from acct2crm.sink.ports import BatchCrmPort, CrmPort, Write, batch_limit
 from acct2crm.sink.positions import PositionBook
@@ -117,29 +118,34 @@ class SinkEngine:
         return [results[index] for index in range(len(intents))]
 
     async def _owners_ahead(self, intents: Sequence[SyncIntent]) -> dict[int, CrmRecord | None]:
-        """For each update the table holds no record for: the record naming its row.
+        """For each update that may end in R2d (lookahead.py): the record naming its row.
 
-        Such an update may end in R2d, writing that record under a code no
-        other part of the intent names; its lane must include that code so the
-        record keeps commit order with every other change of the batch. Only
-        the row's own changes can make a record name it, and those share its
-        lane, so looking before the batch is enough.
+        Such an update writes that record under a code no other part of the
+        intent names; its lane must include that code so the record keeps
+        commit order with every other change of the batch. Only the row's own
+        changes can make a record name it, and those share its lane, so
+        looking before the batch is enough. A record found may be moved off
+        its code, which a later update counted on: so look until none is new.
         """
-        wanted = [
-            index
-            for index, intent in enumerate(intents)
-            if not intent.is_insert and not any(self._cache.get(k) for k in intent.code_keys())
-        ]
+        owners: dict[int, CrmRecord | None] = {}
+        asked: set[int] = set()
 
-        async def look(index: int) -> CrmRecord | None:
+        async def look(index: int) -> tuple[int, CrmRecord | None] | None:
             try:
-                return await self._find_ours(intents[index].external_ref)
-            except CrmError as exc:  # its lane finds out again, and fails that command alone
+                return index, await self._find_ours(intents[index].external_ref)
+            except CrmError as exc:  # not an answer: its lane asks again, fails that command alone
                 log.info("looking up the record of a row ahead of its batch failed: %s", exc)
                 return None
 
-        found = await asyncio.gather(*(look(index) for index in wanted))
-        return dict(zip(wanted, found, strict=True))
+        while True:
+            codes = {i: (code_key(r.code),) for i, r in owners.items() if r is not None}
+            ahead = may_end_in_r2d(intents, lambda k: self._cache.get(k) is not None, codes)
+            wanted = [i for i in ahead if i not in asked]
+            if not wanted:
+                return owners
+            asked.update(wanted)
+            found = await asyncio.gather(*(look(index) for index in wanted))
+            owners.update(pair for pair in found if pair is not None)
 
     async def _apply_guarded(
         self, intent: SyncIntent, ours: CrmRecord | None = None, *, looked_up: bool = False

@@ -179,6 +179,40 @@ async def test_r2d_then_a_rename_of_the_same_row_in_one_batch() -> None:
     assert [(r.code, r.external_ref) for r in crm.records.values()] == [("C", "default:1")]
 
 
+@pytest.mark.parametrize("batch_limit", [0, 5], ids=["single-calls", "batch-api"])
+async def test_r2d_after_an_earlier_rename_frees_its_code_keeps_order_with_the_old_code(
+    batch_limit: int,
+) -> None:
+    """Found by the property test: the R2d is only known once B→T ran in the same batch.
+
+    At the batch's start the table holds B (row 2's record), so row 1's update
+    looks like R2a; but row 2 renames that record to T first, and row 1's
+    update ends in R2d, moving row 1's record off A. Row 3's insert of A,
+    committed after, must find A free.
+    """
+    crm = MemoryCrm(batch_limit=batch_limit)
+    engine = engine_for(crm)
+    a, b = row(1, "A"), row(2, "B")
+    await engine.apply_batch([intent(change("c", after=r, lsn=10 * r["id"])) for r in (a, b)])
+    # row 1 leaves the scope as Kh1 (never reaches the sink); the CRM still holds it as A
+    kh1 = {**a, "code": "Kh1", "is_customer": False}
+    hidden = classify(change("u", before=a, after=kh1, lsn=40), DEFAULT_SCOPE)
+    assert not isinstance(hidden, SyncIntent)
+    batch = [
+        intent(change("u", before=b, after={**b, "code": "T"}, lsn=60)),  # R2b: B → T
+        # back in scope as B: the CRM has neither B (now T) nor Kh1, but row 1's record (R2d)
+        intent(change("u", before=kh1, after={**a, "code": "B"}, lsn=70)),
+        intent(change("c", after=row(3, "A", name="Customer A"), lsn=80)),  # A is free by now
+    ]
+    results = await engine.apply_batch(batch)
+    assert [(r.action, r.reason[:4]) for r in results] == [
+        (Action.UPDATED, "R2b:"), (Action.UPDATED, "R2d:"), (Action.CREATED, "R1a:")
+    ]
+    assert sorted((r.code, r.external_ref) for r in crm.records.values()) == [
+        ("A", "default:3"), ("B", "default:1"), ("T", "default:2")
+    ]
+
+
 @pytest.mark.parametrize("synced", [True, False], ids=["R2a", "R2d"])
 async def test_updates_of_different_rows_still_run_concurrently(synced: bool) -> None:
     crm = SlowCrm()
@@ -204,6 +238,38 @@ async def test_r2c_still_creates_when_no_record_names_the_row() -> None:
     assert result.reason.startswith("R2c:")
     assert ("find_ref", "default:1") in crm.calls
     assert len(crm.records) == 2
+
+
+class RefLookupRefused(MemoryCrm):
+    """Refuses the first ``refusals`` look-ups by external_ref for good (say a 400)."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def find_by_external_ref(self, ref: str) -> list[CrmRecord]:
+        if self.refusals:
+            self.refusals -= 1
+            raise CrmRejected("CRM refused the query", status=400)
+        return await super().find_by_external_ref(ref)
+
+
+@pytest.mark.parametrize("refusals", [1, 2], ids=["once", "again"])
+async def test_a_refused_look_up_ahead_never_makes_a_second_record(refusals: int) -> None:
+    crm = RefLookupRefused(refusals=0)
+    engine = engine_for(crm)
+    await engine.apply_batch([intent(change("c", after=row(1, "A"), lsn=10))])
+    # row 1 became B while out of scope; back in scope, only an R2d look-up finds its record
+    crm.refusals = refusals
+    back = change("u", before=row(1, "B", is_customer=False), after=row(1, "B"), lsn=30)
+    [result] = await engine.apply_batch([intent(back)])
+    assert len(crm.records) == 1, "the refused look-up ahead was taken for 'no record'"
+    if refusals == 1:  # the lane asks again and follows the record
+        assert (result.action, result.reason[:4]) == (Action.UPDATED, "R2d:")
+        assert [r.code for r in crm.records.values()] == ["B"]
+    else:  # refused again: this command fails, nothing is written
+        assert result.action is Action.FAILED
+        assert [r.code for r in crm.records.values()] == ["A"]
 
 
 async def test_replaying_everything_costs_zero_crm_writes() -> None:
