@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
     sink_batch_size: PositiveInt = 64
     sink_batch_window_s: NonNegativeFloat = 0.05
+    # changes the change agent routes before one wait for the broker's acknowledgements
+    change_batch_size: PositiveInt = 200
+    change_batch_window_s: NonNegativeFloat = 0.02
     # the worker's logs: "text" or "json" (one object a line); level debug logs every change
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

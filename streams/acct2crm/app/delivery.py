@@ -50,6 +50,11 @@ class Delivery:
         self._sleep = sleep
         self._pending: list[_Record] = []
 
+    @property
+    def in_flight(self) -> int:
+        """Records sent and not yet settled."""
+        return len(self._pending)
+
     def sender(self, produce: Produce) -> Send:
         async def send(key: bytes | None, value: bytes) -> None:
             self._pending.append(await self._start(_Record(produce, key, value)))

@@ -125,9 +125,11 @@ class ChangeRouter:
         outputs: Outputs,
         *,
         mapping: MappingWatcher | None = None,
+        before_command: Callable[[SyncIntent], Awaitable[None]] | None = None,
     ) -> None:
         self._scope = scope
         self._mapping = mapping
+        self._before_command = before_command  # dependent commands in order: command_order.py
         self._positions = PositionBook(positions)
         self._out = outputs
 
@@ -159,6 +161,8 @@ class ChangeRouter:
             decided, SyncIntent) else decided.action.value)
         if isinstance(decided, SyncIntent):
             record = command_record(decided, message.offset)
+            if self._before_command is not None:
+                await self._before_command(decided)
             await self._out.send_command(
                 str(decided.accounting_id).encode(), command_type().encode(record)
             )

@@ -12,6 +12,7 @@ from typing import Any
 import faust
 
 from acct2crm.app.catch_up import CatchUp
+from acct2crm.app.command_order import CommandOrder
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
@@ -141,7 +142,8 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         mapping=mapping,
         cache=cache,
         ledger=ledger,
-        router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping),
+        router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping,
+                            before_command=CommandOrder(deliveries[0]).before_send),
         applier=CommandApplier(
             engine, _outputs(settings, topology, deliveries[1], counts), seed, pause.wait
         ),
