@@ -10,7 +10,8 @@ On the running local stack, in one run:
     50 calls/s with 20 ms latency, without and with batches (needs the stack
     started with ``--crm-fault-injection``; says so otherwise);
 (d) the decision stage (decode → classify → command) vs a plain
-    confluent-kafka consume + JSON decode of the same change topic;
+    confluent-kafka consume + JSON decode of the same change topic, and the
+    worker's replay of changes it already applied (bench_replay.py);
 (e) ``EXTRA_PHASES``: more phases (e.g. 1 vs 2 workers over 4 tenants) add
     themselves here and print their own lines.
 """
@@ -41,6 +42,7 @@ from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy
+from devstack.bench_replay import replay_rate
 from devstack.demo import _results_end, run_tag, wait_for_results
 
 LIMIT_PER_S = 50
@@ -245,7 +247,8 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
 
 
 def run(
-    settings: Settings, burst: int = 2000, limited: int = 300, batched: int = 5000
+    settings: Settings, burst: int = 2000, limited: int = 300, batched: int = 5000,
+    replay: int = 20_000,
 ) -> list[str]:
     out = Ratios()
     batch = settings.crm_batch_size
@@ -281,6 +284,12 @@ def run(
     raw_rate, decided_rate, n = _decision_stage(settings, 200_000)
     out.ratio(f"(d) decision stage vs raw consume+decode ({n} changes)", decided_rate, raw_rate,
               "changes/s", ">= 0.5x")
+    replayed = replay_rate(settings, replay)
+    out.lines.append(
+        f"(d) replay that writes nothing: {replayed.rate:,.0f} changes/s over {replayed.changes} "
+        f"changes ({replayed.commands_sent} commands sent; = {replayed.rate / raw_rate:.2f}x raw "
+        f"consume+decode; target >= 5,000/s)"
+    )
     for phase in EXTRA_PHASES:
         out.lines.extend(phase(settings))
     if not EXTRA_PHASES:
