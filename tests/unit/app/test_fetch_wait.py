@@ -19,3 +19,8 @@ def test_the_worker_consumer_waits_only_briefly_for_new_records(tmp_path: Path) 
 
     consumer = asyncio.run(build())
     assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 500
+
+
+def test_the_worker_producer_gathers_records_sent_together(tmp_path: Path) -> None:
+    # a request per record cost the change agent a socket write each (profiled in a replay)
+    assert make_app(Settings(home=tmp_path)).conf.producer_linger > 0
