@@ -49,9 +49,9 @@ class MappingWatcher:
         log.info("field mapping in force: %s", "; ".join(self._mapping.describe(redact=True)))
 
     def _stamp(self) -> float | None:
-        try:
-            return self.path.stat().st_mtime if self.path.exists() else None
-        except OSError:
+        try:  # one stat a change (it runs for every change routed): no exists() first
+            return self.path.stat().st_mtime
+        except OSError:  # FileNotFoundError included: no file, the default
             return None
 
     def current(self) -> FieldMapping:

@@ -74,9 +74,9 @@ class ScopeWatcher:
         self.current()
 
     def current(self) -> SyncScope:
-        try:
-            mtime = self.path.stat().st_mtime if self.path.exists() else None
-        except OSError:
+        try:  # one stat a change (it runs for every change routed): no exists() first
+            mtime: float | None = self.path.stat().st_mtime
+        except OSError:  # FileNotFoundError included: no file, the default scope
             mtime = None
         if mtime != self._mtime:
             self._mtime = mtime

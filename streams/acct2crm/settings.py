@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     sink_batch_window_s: NonNegativeFloat = 0.05
     # commands one tenant's lane keeps in memory while it waits; past it, the rest is read back
     lane_max_held: PositiveInt = 10_000
+    # changes the change agent routes before one wait for the broker's acknowledgements
+    change_batch_size: PositiveInt = 200
+    change_batch_window_s: NonNegativeFloat = 0.02
     # the worker's logs: "text" or "json" (one object a line); level debug logs every change
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

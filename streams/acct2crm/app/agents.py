@@ -68,14 +68,20 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
     wiring.catch_up = CatchUp(
         wiring.ledger, gate, dict(zip(topics, (change_step, command_step), strict=True)),
         end_offset_of(app), lambda: owned_partitions(app, topics),
-        chunks={settings.commands_topic: settings.sink_batch_size},
+        chunks={settings.commands_topic: settings.sink_batch_size,
+                settings.change_topic: settings.change_batch_size},
     )
     register_catch_up(app, wiring.catch_up, settings.tenant)
 
     @app.agent(topology.change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await change_step([as_message(event)])
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            settings.change_batch_size, within=settings.change_batch_window_s
+        ):
+            # table writes go to the current event's partition: one step per partition
+            for part in by_partition(events):
+                stream._set_current_event(part[-1])  # type: ignore[attr-defined]
+                await change_step([as_message(e) for e in part])
 
     @app.agent(topology.commands_topic, name="apply_commands")
     async def apply_commands(stream: StreamT[bytes]) -> None:

@@ -53,6 +53,11 @@ class Delivery:
         # caller still waits for records it sent
         self._settling = asyncio.Lock()
 
+    @property
+    def in_flight(self) -> int:
+        """Records sent and not yet settled."""
+        return len(self._pending)
+
     def sender(self, produce: Produce) -> Send:
         async def send(key: bytes | None, value: bytes) -> None:
             self._pending.append(await self._start(_Record(produce, key, value)))

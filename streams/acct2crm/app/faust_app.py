@@ -12,8 +12,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import faust
+from faust.types.transports import TransportT
 from faust.web.base import Web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
+
+from acct2crm.app.fetch_wait import ShortWaitTransport
 
 _NONE: Any = ()
 
@@ -30,4 +33,8 @@ class OwnPagesWeb(AiohttpWeb):
 class WorkerApp(faust.App):
     def _new_web(self) -> Web:
         return OwnPagesWeb(self)
+
+    def _new_transport(self) -> TransportT:
+        # a short long-poll for the worker's consumer: see fetch_wait.py
+        return ShortWaitTransport(self.conf.broker_consumer, self)
 

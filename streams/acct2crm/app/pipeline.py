@@ -136,9 +136,11 @@ class ChangeRouter:
         mapping: MappingWatcher | None = None,
         tenant_of: TenantOf | None = None,
         scope_of: Callable[[str], ScopeWatcher] | None = None,
+        before_command: Callable[[SyncIntent], Awaitable[None]] | None = None,
     ) -> None:
         self._scope = scope
         self._mapping = mapping
+        self._before_command = before_command  # dependent commands in order: command_order.py
         self._positions = PositionBook(positions)
         self._out = outputs
         # many tenants: the change's tenant from its database, each with its own scope
@@ -180,6 +182,8 @@ class ChangeRouter:
             decided, SyncIntent) else decided.action.value)
         if isinstance(decided, SyncIntent):
             record = command_record(decided, message.offset)
+            if self._before_command is not None:
+                await self._before_command(decided)
             await self._out.send_command(
                 str(decided.accounting_id).encode(), command_type().encode(record)
             )

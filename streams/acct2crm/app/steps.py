@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class ChangeStep:
-    """Route each change to a command or a result, one message at a time."""
+    """Route a batch of changes to commands and results; one wait for the broker.
+
+    Every admitted change is routed in offset order, then the delivery is
+    settled once (a refused record is sent again until acknowledged), and only
+    then the whole batch counts as handled. Commands that depend on one still
+    in flight wait for it first (command_order.py), so they keep commit order.
+    """
 
     def __init__(
         self, ledger: OffsetLedger, router: ChangeRouter, delivery: Delivery,
@@ -38,10 +44,11 @@ class ChangeStep:
     async def __call__(self, messages: Sequence[Message]) -> None:
         try:
             async with self._gate.holding(messages):
-                for message in await self._ledger.admit_or_pass(messages):
+                admitted = await self._ledger.admit_or_pass(messages)
+                for message in admitted:
                     await self._router.handle(message)
-                    await self._delivery.settle()
-                    self._ledger.handled_or_log([message])
+                await self._delivery.settle()
+                self._ledger.handled_or_log(admitted)
         except Exception:
             log.exception("change step failed; the next message reads the rest back")
 

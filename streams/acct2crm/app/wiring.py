@@ -13,6 +13,7 @@ import faust
 
 from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.co_partition import co_partitioned
+from acct2crm.app.command_order import CommandOrder
 from acct2crm.app.delivery import Delivery, Produce
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.lanes import TenantLanes
@@ -168,7 +169,8 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         cache=cache,
         ledger=ledger,
         router=ChangeRouter(scope, topology.row_to_position, outputs, mapping=mapping,
-                            tenant_of=tenant_of_database(tenants), scope_of=scopes.of),
+                            tenant_of=tenant_of_database(tenants), scope_of=scopes.of,
+                            before_command=CommandOrder(deliveries[0]).before_send),
         applier=CommandApplier(  # the pause gate is each tenant lane's (lanes.py)
             sinks, _outputs(settings, topology, deliveries[1], counts), seeded_per_tenant
         ),
