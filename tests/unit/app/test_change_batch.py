@@ -7,7 +7,6 @@ command never overtakes an unacknowledged one of the same row or code.
 
 from __future__ import annotations
 
-
 import asyncio
 import dataclasses
 import json
