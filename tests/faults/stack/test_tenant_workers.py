@@ -130,9 +130,12 @@ def test_sigkill_moves_partitions_and_loses_and_duplicates_nothing(
         while is_alive(child):
             time.sleep(0.05)
         killed_at = admin.crm_write_seq()  # every later write is the survivor's
+        killed = time.monotonic()
 
         # the group gives every partition to the survivor, which held only some
         after = wait_assignment(settings, members=1)
+        print(f"every partition held by the survivor {time.monotonic() - killed:.1f} s "
+              "after the SIGKILL")  # a figure for the report (pytest -s), not an assertion
         [(survivor, owned)] = after.items()
         assert survivor in before and before[survivor] < owned == set(range(PARTITIONS))
         moved = set(range(PARTITIONS)) - before[survivor]
