@@ -70,7 +70,7 @@ def test_replay_from_offset_zero_covers_every_partition_and_writes_nothing(
         assert any(line.split("│")[1].strip() == str(partition) for line in shown), (
             tenant, shown)
 
-    done = stack.cli("replay", "--from-offset", "0")
+    done = stack.cli("replay", "--from-offset", "0", "--wait")  # follows every partition
     assert "rewound to offsets 0 (partition 0), 0 (partition 1), 0 (partition 2), " \
         "0 (partition 3)" in done
     for tenant in spread:  # every tenant's changes were read again, in every partition ...

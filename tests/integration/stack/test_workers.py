@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from devstack import workers
@@ -58,4 +59,8 @@ def test_up_workers_twice_is_idempotent_and_status_shows_them(
     text = stack.cli("status")
     for tenant in spread:
         assert f"connector {tenant} RUNNING" in text
+    # the worker's page (the cockpit) shows a connector section per tenant too
+    page = httpx.get(stack.settings.status_url.removesuffix("status"), timeout=10).text
+    for tenant in ("default", *spread):
+        assert f'data-state="RUNNING" data-tenant="{tenant}"><h2>Connector' in page, tenant
     assert len(set().union(*owned.values())) == PARTITIONS
