@@ -58,6 +58,7 @@ from acct2crm import status_report as report
 from acct2crm.kafka_security import client_config
 from acct2crm.settings import Settings, get_settings, reset_settings
 from devstack import lifecycle
+from tests.support.partitioned_stack import partitioned_stack  # noqa: F401 (a fixture)
 from tests.support.sync import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,13 +37,14 @@ SETTLE_S = 5.0  # after the group settled: the new owners' tables restored
 ROUNDS = 3
 
 
-def bench_tenants(settings: Settings, count: int = TENANTS) -> list[str]:
-    """``count`` tenant ids whose databases hash to different partitions (as many as there are)."""
+def bench_tenants(settings: Settings, count: int = TENANTS, prefix: str = "bench_w") -> list[str]:
+    """``count`` tenant ids (``prefix`` + a number) whose databases hash to different
+    partitions (as many as there are); the tests pick their tenants the same way."""
     chosen: list[str] = []
     taken: set[int] = set()
     wanted = min(count, settings.change_partitions)
     for i in range(10_000):
-        tenant_id = f"bench_w{i}"
+        tenant_id = f"{prefix}{i}"
         partition = tenant_partition(settings, f"accounting_{tenant_id}")
         if partition not in taken or len(taken) >= wanted:
             chosen.append(tenant_id)

@@ -111,15 +111,16 @@ def stop_extra(settings: Settings, *, echo: Echo = print) -> list[str]:
 
 def states(settings: Settings) -> list[dict[str, Any]]:
     """``status --json``'s ``workers``: worker 1, then every extra one that has a pid file
-    or answers; each ``state``, ``pid`` and ``status_url``."""
+    (a page answering on a later worker's port without one is another stack's: ports of
+    stacks side by side overlap); each ``state``, ``pid`` and ``status_url``."""
     paths = StackPaths.of(settings)
     found = []
     for index in range(1, MAX_WORKERS + 1):
         own = worker_settings(settings, index)
         pid = read_pid(paths.pid_file(name(index)))
-        healthy = _healthy(own)
-        if index > 1 and pid is None and not healthy:
+        if index > 1 and pid is None:
             continue
+        healthy = _healthy(own)
         state = "running" if healthy else ("unhealthy" if pid is not None else "stopped")
         found.append({"state": state, "pid": pid, "status_url": own.status_url})
     return found

@@ -130,11 +130,14 @@ def replay(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would happen; move nothing."),
     wait: bool = typer.Option(False, "--wait", help="Follow the worker through the replay."),
+    partition: int | None = typer.Option(
+        None, "--partition", help="Only this partition (default: every partition; an offset "
+        "then applies to each one)."),
 ) -> None:
     """Re-read the change topic from an offset or a time; applied changes write nothing."""
     from acct2crm import replay as job
     from acct2crm.errors import Acct2CrmError
-    from acct2crm.follow_worker import end_offset, follow_with_progress
+    from acct2crm.follow_worker import follow_with_progress
     from acct2crm.settings import get_settings
     from acct2crm.task_progress import track
     from acct2crm.views import replay_table
@@ -143,20 +146,20 @@ def replay(
         raise _fail(ValueError("give exactly one of --from-offset or --from-timestamp"))
     settings = get_settings()
     try:
-        start = job.offset_for(settings, from_offset, from_timestamp)
-        end = end_offset(settings, settings.change_topic)
+        starts, ends = job.starts_for(settings, from_offset, from_timestamp, partition)
+        total = sum(ends[p] - o for p, o in starts.items())
         if dry_run:
-            with track("replay (dry run): reading", end - start, "offsets") as tracker:
-                previews = list(job.dry_run(settings, start, tracker))
-            replay_table(start, previews)
+            with track("replay (dry run): reading", total, "offsets") as tracker:
+                previews = list(job.dry_run(settings, starts, tracker))
+            replay_table(starts, previews)
             return
-        restarted = with_worker_stopped(settings, lambda: job.rewind(settings, start))
+        restarted = with_worker_stopped(settings, lambda: job.rewind(settings, starts))
         typer.echo(
-            f"worker rewound to offset {start} of {settings.change_topic}"
+            f"worker rewound to {job.describe(starts)} of {settings.change_topic}"
             + ("; worker restarted" if restarted else "; start the worker to replay")
         )
-        if wait and end > start:
-            follow_with_progress(settings, settings.change_topic, start, end,
+        if wait and total > 0:
+            follow_with_progress(settings, settings.change_topic, starts, ends,
                                  what="replay: re-read by the worker", unit="offsets")
     except Acct2CrmError as exc:
         raise _fail(exc) from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaException, TopicPartition
 
@@ -23,22 +23,28 @@ from acct2crm.task_progress import Tracker, track
 def follow(
     settings: Settings,
     topic: str,
-    start: int,
-    end: int,
+    start: int | Mapping[int, int],
+    end: int | Mapping[int, int],
     tracker: Tracker,
     *,
     idle_timeout_s: float = 60.0,
     poll_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
-    """Report offsets ``start..end-1`` handled as they are; False if the worker stopped moving."""
-    key = offset_key(topic, 0)
+    """Report offsets ``start..end-1`` handled as they are (partition 0's, or each
+    partition's, summed); False if the worker stopped moving."""
+    starts = {0: start} if isinstance(start, int) else dict(start)
+    ends = {0: end} if isinstance(end, int) else dict(end)
+    wanted = sum(ends[p] - o for p, o in starts.items())
     last_done, last_move = -1, time.monotonic()
     while True:
-        handled = handled_offsets(settings).get(key)
-        done = 0 if handled is None else max(0, min(end, handled + 1) - start)
+        ledger = handled_offsets(settings)
+        done = 0
+        for p, first in starts.items():
+            handled = ledger.get(offset_key(topic, p))
+            done += 0 if handled is None else max(0, min(ends[p], handled + 1) - first)
         tracker.update(completed=done)
-        if done >= end - start:
+        if done >= wanted:
             return True
         now = time.monotonic()
         if done != last_done:
@@ -59,10 +65,14 @@ def end_offset(settings: Settings, topic: str) -> int:
         c.close()
 
 
-def follow_with_progress(settings: Settings, topic: str, start: int, end: int, *, what: str,
-                         unit: str) -> bool:
+def follow_with_progress(
+    settings: Settings, topic: str, start: int | Mapping[int, int], end: int | Mapping[int, int],
+    *, what: str, unit: str,
+) -> bool:
     """``follow`` behind a progress bar; says so when the worker stopped moving."""
-    with track(what, end - start, unit) as tracker:
+    starts = {0: start} if isinstance(start, int) else start
+    ends = {0: end} if isinstance(end, int) else end
+    with track(what, sum(ends[p] - o for p, o in starts.items()), unit) as tracker:
         done = follow(settings, topic, start, end, tracker)
     if not done:
         print(f"{what}: the worker made no progress for a minute; is it running? "

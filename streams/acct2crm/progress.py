@@ -92,14 +92,19 @@ LEDGER_CHANGELOG = f"{WORKER_GROUP}-topic_offsets-changelog"
 def handled_offsets(
     settings: Settings, stats: result_index.ReadStats | None = None
 ) -> dict[str, int]:
-    """The worker's offset ledger (last offset handled) for the change and command topics."""
-    keys = [offset_key(topic, 0) for topic in (settings.change_topic, settings.commands_topic)]
+    """The worker's offset ledger (last offset handled) for every partition of the change
+    and command topics; each partition's entries are in that partition of the ledger's
+    changelog (the tables are co-partitioned with the topics)."""
     codec = avro_type("table_offset")
-    try:
-        table = latest_values(settings, LEDGER_CHANGELOG, keys, codec.decode,
-                              parse_key=json_or_none, stats=stats)
-    except (StackError, DecodeError):
-        return {}  # the worker has not run yet
+    table: dict[str, Any] = {}
+    for partition in range(settings.change_partitions):
+        keys = [offset_key(topic, partition)
+                for topic in (settings.change_topic, settings.commands_topic)]
+        try:
+            table |= latest_values(settings, LEDGER_CHANGELOG, keys, codec.decode,
+                                   parse_key=json_or_none, stats=stats, partition=partition)
+        except (StackError, DecodeError):
+            continue  # the worker has not run yet
     return {k: int(v["offset"]) for k, v in table.items()}
 
 

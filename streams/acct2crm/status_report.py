@@ -30,6 +30,7 @@ from acct2crm.app.lanes import describe as describe_lanes
 from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
 from acct2crm.connect.operations import state_of
+from acct2crm.connector_states import connector_lines, every_connector_state
 from acct2crm.errors import Acct2CrmError
 from acct2crm.kafka_check import check_kafka
 from acct2crm.kafka_io import admin_client
@@ -171,6 +172,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "status_url": settings.status_url,
         "services": service_states(settings),
         "connector": connector_state(settings),
+        "connectors": every_connector_state(settings),  # every tenant's (connector_states.py)
         "lag": lag,
         "counts": counts,
         "last_failures": failures,
@@ -241,7 +243,10 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"  {name:<9} {item['state']:<10} {pid}".rstrip())
     connector = report["connector"]
     tasks = ", ".join(f"task {t['id']} {t['state']}" for t in connector.get("tasks", []))
-    lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
+    if len(report.get("connectors", [])) > 1:  # many tenants: each tenant's connector
+        lines.extend(connector_lines(report["connectors"]))
+    else:
+        lines.append(f"  connector {connector.get('state')} {tasks}".rstrip())
     lines.append("")
     sync = report.get("sync", {})
     restarts = sync.get("supervisor") or {}

@@ -32,8 +32,10 @@ def latest_values(
     parse_key: Callable[[bytes | None], Any] = lambda key: key,
     stats: ReadStats | None = None,
     timeout_s: float = 5.0,
+    partition: int = 0,
 ) -> dict[Any, Any]:
-    """key -> decoded newest value for each of ``keys`` found (a tombstone removes it).
+    """key -> decoded newest value for each of ``keys`` found (a tombstone removes it),
+    read from ``partition`` of ``topic`` (none found if the topic has no such partition).
 
     ``parse_key`` turns a message's key into the form ``keys`` are given in.
     """
@@ -53,14 +55,15 @@ def latest_values(
     seen: set[Any] = set()
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is None or metadata.error is not None:
+        if metadata is None or metadata.error is not None or partition not in metadata.partitions:
             return {}
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                   timeout=timeout_s)
         end = high
         while end > low and not set(keys) <= seen:
             start = max(low, end - WINDOW)
             newest: dict[Any, bytes | None] = {}
-            consumer.assign([TopicPartition(topic, 0, start)])
+            consumer.assign([TopicPartition(topic, partition, start)])
             position = start
             while position < end:
                 message = consumer.poll(timeout_s)

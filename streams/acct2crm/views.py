@@ -104,10 +104,16 @@ def backfill_table(
     console.print(table)
 
 
-def replay_table(start: int, previews: Sequence[Any]) -> None:
-    table = Table(title=f"Replay from offset {start} (dry run): nothing was moved")
-    for name in ("offset", "op", "code", "would"):
+def replay_table(start: int | dict[int, int], previews: Sequence[Any]) -> None:
+    """The dry run's table; a partition column when more than partition 0 is re-read."""
+    starts = {0: start} if isinstance(start, int) else start
+    many = list(starts) != [0]
+    where = ", ".join(f"{o} (partition {p})" for p, o in sorted(starts.items()))
+    title = f"offsets {where}" if many else f"offset {starts[0]}"
+    table = Table(title=f"Replay from {title} (dry run): nothing was moved")
+    for name in ("partition", "offset", "op", "code", "would")[0 if many else 1:]:
         table.add_column(name, overflow="fold")
     for p in previews:
-        table.add_row(str(p.offset), OP_WORDS.get(p.op, p.op), p.code or "—", p.would)
+        cells = (str(p.offset), OP_WORDS.get(p.op, p.op), p.code or "—", p.would)
+        table.add_row(*((str(p.partition), *cells) if many else cells))
     console.print(table)

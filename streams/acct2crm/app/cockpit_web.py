@@ -8,65 +8,24 @@ CRM, the connector) are read when a page is asked for.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Collection
 from typing import Any
 
 import faust
-import httpx
 from faust.types import TP
 
 from acct2crm import metrics
 from acct2crm.app.activity import ACTIVITY, Activity
+from acct2crm.app.connector_watch import ConnectorWatch
 from acct2crm.app.ledger import ledger_key
-from acct2crm.app.status_html import ConnectorView, TenantView, render_history, render_status
+from acct2crm.app.status_html import TenantView, render_history, render_status
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
-from acct2crm.connect.config import load
-from acct2crm.errors import Acct2CrmError
 from acct2crm.settings import Settings
 from acct2crm.sink.pacing import WaitState
 from acct2crm.topic_partitions import tenant_partition
 
 log = logging.getLogger(__name__)
-CONNECTOR_TTL_S = 3.0
-
-
-class ConnectorWatch:
-    """Kafka Connect's word on the connector, asked at most every few seconds."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._url = settings.connect_url
-        try:
-            self.name: str | None = load(settings)[0].name
-        except (Acct2CrmError, IndexError) as exc:
-            log.warning("no connector definition to watch: %s", exc)
-            self.name = None
-        self._seen = ConnectorView(self.name, "UNKNOWN")
-        self._at = 0.0
-
-    async def view(self) -> ConnectorView:
-        if self.name is None or time.monotonic() - self._at < CONNECTOR_TTL_S:
-            return self._seen
-        self._at = time.monotonic()
-        try:
-            async with httpx.AsyncClient(timeout=2.0) as http:
-                answer = await http.get(f"{self._url}/connectors/{self.name}/status")
-            if answer.status_code == 404:
-                self._seen = ConnectorView(self.name, "MISSING")
-            else:
-                body = answer.json()
-                tasks = tuple(
-                    (str(t.get("id")), str(t.get("state"))) for t in body.get("tasks", [])
-                )
-                self._seen = ConnectorView(
-                    self.name, str(body.get("connector", {}).get("state", "UNKNOWN")), tasks
-                )
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            self._seen = ConnectorView(self.name, "UNREACHABLE", error=type(exc).__name__)
-        states = {"connector": self._seen.state, **dict(self._seen.tasks)}
-        metrics.set_connector(self.name, states)
-        return self._seen
 
 
 def tenant_lag(
@@ -157,7 +116,7 @@ def register_cockpit(settings: Settings, topology: Topology, wiring: Wiring) -> 
     @app.page("/")
     async def status_html(web: Any, request: Any) -> Any:
         views = tenant_views(settings, topology, wiring)
-        return web.html(render_status(views, await connector.view()))
+        return web.html(render_status(views, await connector.views()))
 
     @app.page("/history/{code}")
     async def history_html(web: Any, request: Any, code: str) -> Any:
@@ -169,5 +128,5 @@ def register_cockpit(settings: Settings, topology: Topology, wiring: Wiring) -> 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         tenant_views(settings, topology, wiring)  # lag and waiting, as of now
-        await connector.view()
+        await connector.views()
         return web.text(metrics.exposition().decode(), content_type=metrics.CONTENT_TYPE)

@@ -55,6 +55,7 @@ class ConnectorView:
     state: str
     tasks: Sequence[tuple[str, str]] = ()
     error: str | None = None
+    tenant: str | None = None  # whose connector (one per tenant)
 
 
 def _clock(ts: float | None) -> str:
@@ -171,8 +172,9 @@ def _connector(view: ConnectorView) -> str:
     good = view.state == "RUNNING" and all(state == "RUNNING" for _, state in view.tasks)
     tasks = ", ".join(f"task {escape(t)}: {escape(s)}" for t, s in view.tasks) or "no task"
     error = f' <span class="muted">{escape(view.error)}</span>' if view.error else ""
+    tenant = f' data-tenant="{escape(view.tenant)}"' if view.tenant else ""
     return (
-        f'<section class="connector" data-state="{escape(view.state)}"><h2>Connector '
+        f'<section class="connector" data-state="{escape(view.state)}"{tenant}><h2>Connector '
         f"{escape(view.name or '')}</h2><p><span class=\"state {'running' if good else 'bad'}\">"
         f"{escape(view.state)}</span> {tasks}{error}</p></section>"
     )
@@ -180,7 +182,7 @@ def _connector(view: ConnectorView) -> str:
 
 def render_status(
     tenants: Sequence[TenantView],
-    connector: ConnectorView,
+    connector: ConnectorView | Sequence[ConnectorView],
     *,
     now: float | None = None,
     refresh_s: int = REFRESH_S,
@@ -192,7 +194,8 @@ def render_status(
         f"this page refreshes every {refresh_s} s. "
         '<a href="/metrics">metrics</a> · <a href="/status">JSON</a></p>'
         + "".join(_tenant(view, now) for view in tenants)
-        + _connector(connector)
+        + "".join(_connector(view) for view in (
+            [connector] if isinstance(connector, ConnectorView) else connector))
     )
     return _page("acct2crm status", body, refresh_s)
 

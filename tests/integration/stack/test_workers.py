@@ -1,56 +1,66 @@
-"""``up --workers N``: N worker processes in the one consumer group, shown by ``status``;
-starting them again changes nothing."""
+"""``up --workers N`` on a stack whose change topic has four partitions (one tenant in
+each): N worker processes in the one consumer group, each owning some partitions, shown
+by ``status``, every tenant's connector too; starting them again changes nothing."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from acct2crm.settings import Settings
+from devstack import workers
 from devstack.processes import is_alive
+from tests.support.partitioned_stack import PARTITIONS, PartitionedStack, wait_assignment
 
 pytestmark = pytest.mark.integration
 
 
-def cli(*args: str, timeout: float = 300) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "acct2crm.cli", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-    assert done.returncode == 0, f"acct2crm {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture
-def two_workers(stack_settings: Settings) -> Iterator[None]:
-    yield
-    from devstack import workers
-
-    workers.stop_extra(stack_settings, echo=lambda _line: None)
+def two_workers(partitioned_stack: PartitionedStack) -> Iterator[PartitionedStack]:
+    yield partitioned_stack
+    workers.stop_extra(partitioned_stack.settings, echo=lambda _line: None)
 
 
 def test_up_workers_twice_is_idempotent_and_status_shows_them(
-    stack_settings: Settings, two_workers: None
+    two_workers: PartitionedStack,
 ) -> None:
-    cli("up", "--workers", "2", "--crm-fault-injection")
-    first = json.loads(cli("status", "--json"))
-    again = cli("up", "--workers", "2", "--crm-fault-injection")
+    stack = two_workers
+    spread = stack.spread_tenants("kw")
+    for tenant in spread:
+        stack.cli("tenants", "add", tenant)
+    stack.cli("up", "--workers", "2", "--crm-fault-injection")
+    first = json.loads(stack.cli("status", "--json"))
+    again = stack.cli("up", "--workers", "2", "--crm-fault-injection")
     assert "worker-2: already running" in again
-    second = json.loads(cli("status", "--json"))
+    second = json.loads(stack.cli("status", "--json"))
     assert len(first["workers"]) == 2
     assert first["workers"] == second["workers"]
     assert [w["state"] for w in second["workers"]] == ["running", "running"]
     pids = [w["pid"] for w in second["workers"]]
     assert len(set(pids)) == 2 and all(pid is not None and is_alive(pid) for pid in pids)
     assert second["services"]["worker"]["pid"] == pids[0]
-    assert "default" in second["tenants"]
+    assert {"default", *spread} <= set(second["tenants"])
     default = second["tenants"]["default"]
     assert set(default) == {"lag", "counts", "sync"}
     assert set(default["sync"]) == {"state", "waiting_reason"}
     assert isinstance(default["lag"], int)
+    # the group spreads the four partitions over both workers
+    owned = wait_assignment(stack.settings, members=2)
+    assert sorted(len(held) for held in owned.values()) == [2, 2], owned
+    # every tenant's connector, the default tenant's first (and still as `connector`)
+    connectors = second["connectors"]
+    assert connectors[0]["tenant"] == "default"
+    assert {"default", *spread} <= {c["tenant"] for c in connectors}
+    assert connectors[0]["name"] == second["connector"]["name"]
+    assert len({c["name"] for c in connectors}) == len(connectors)
+    assert all(c["state"] == "RUNNING" for c in connectors), connectors
+    text = stack.cli("status")
+    for tenant in spread:
+        assert f"connector {tenant} RUNNING" in text
+    # the worker's page (the cockpit) shows a connector section per tenant too
+    page = httpx.get(stack.settings.status_url.removesuffix("status"), timeout=10).text
+    for tenant in ("default", *spread):
+        assert f'data-state="RUNNING" data-tenant="{tenant}"><h2>Connector' in page, tenant
+    assert len(set().union(*owned.values())) == PARTITIONS
