@@ -37,11 +37,17 @@ class RateLimiter:
     A 429 teaches it (``learn``): every lane holds until the CRM's
     ``Retry-After`` has passed, instead of each running into the limit in
     turn, and the pace drops below what the CRM just refused: the rate of
-    the last second's calls when no pace was set, else 10% slower.
+    the last second's calls when no pace was set, else 10% slower. What a 429
+    taught is forgotten ``relax_after_s`` after the last one: a CRM's limit
+    may be lowered for a while (maintenance, a busy hour) and raised again,
+    and a sink that never sped up again would stay slow for good.
     """
 
-    def __init__(self, per_s: float) -> None:
-        self._interval = 1.0 / per_s if per_s > 0 else 0.0
+    def __init__(self, per_s: float, relax_after_s: float = 30.0) -> None:
+        self._configured = 1.0 / per_s if per_s > 0 else 0.0
+        self._interval = self._configured
+        self._relax_after_s = relax_after_s
+        self._learned_at: float | None = None  # the last 429's time, while its lesson holds
         self._next = 0.0
         self._lock = asyncio.Lock()
         self._recent: deque[float] = deque()  # call times of the last second (for learn)
@@ -55,6 +61,8 @@ class RateLimiter:
         self._recent.append(now)
         while self._recent and self._recent[0] < now - 1.0:
             self._recent.popleft()
+        if self._learned_at is not None and now - self._learned_at > self._relax_after_s:
+            self._interval, self._learned_at = self._configured, None
         if not self._interval and self._next <= now:
             return
         async with self._lock:
@@ -72,6 +80,7 @@ class RateLimiter:
         per_s = self.per_s * 0.9 if self._interval else recent * 0.9
         if per_s >= 1.0:
             self._interval = 1.0 / per_s
+        self._learned_at = now
 
 
 class WaitState:
