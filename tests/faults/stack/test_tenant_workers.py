@@ -4,7 +4,10 @@ nothing lost, nothing written twice, each tenant's writes in commit order.
 
 Runs on the four-partition stack (tests/support/partitioned_stack.py) with four
 tenants whose databases land in four different partitions, so each worker owns
-two. The CRM is slowed down so writes are in flight at the kill. The killed
+two. Once the creates are written, every CRM account goes down and the edits
+are committed, so the worker holds its tenants' edits in its lanes (waiting
+for their CRM) when it is killed; the accounts come back once the survivor
+owns every partition. The killed
 worker's supervisor is held (SIGSTOP) so it cannot start it again at once: the
 group must give every partition to the survivor, which then finishes the
 stream, including the tenants it did not own. Then the supervisor goes on,
@@ -62,6 +65,16 @@ def busy_worker(settings: Settings) -> int:
     raise AssertionError("no worker has handled anything")
 
 
+def edits_held(settings: Settings, index: int, tenants: set[str]) -> bool:
+    """Whether worker ``index`` holds commands of one of ``tenants`` waiting for its CRM."""
+    own = workers.worker_settings(settings, index)
+    body = httpx.get(own.status_url, timeout=3.0).json()
+    return any(
+        entry.get("state") == "waiting_for_crm" and int(entry.get("queued") or 0) > 0
+        for tenant, entry in (body.get("tenants") or {}).items() if tenant in tenants
+    )
+
+
 def child_and_supervisor(settings: Settings, index: int) -> tuple[int, int]:
     """Worker ``index``'s process and its supervisor's."""
     paths = StackPaths.of(settings)
@@ -110,6 +123,14 @@ def test_sigkill_moves_partitions_and_loses_and_duplicates_nothing(
         for n in range(ROWS):  # tenants interleaved, commit by commit
             for t, p in pipes.items():
                 ids.setdefault(t, []).append(p.insert(f"{tag}-{n:03}", name=f"C {n}"))
+        deadline = time.monotonic() + 120
+        while len([w for w in admin.crm_writes_since(since) if w["code"].startswith(tag)]) < (
+                ROWS * len(pipes)):
+            assert time.monotonic() < deadline, "the workers never wrote the creates"
+            time.sleep(0.05)
+        # every CRM account down, then the edits: each worker holds its tenants' commands
+        # in its lanes at the kill, so the moved tenants' edits are surely the survivor's
+        admin.faults(down=True)
         for n in range(ROWS):
             for t, p in pipes.items():
                 row = ids[t][n]
@@ -119,11 +140,12 @@ def test_sigkill_moves_partitions_and_loses_and_duplicates_nothing(
                 else:
                     final[t][row] = f"{tag}-{n:03}"
                     p.update(row, name=f"Edited {n}")
-        deadline = time.monotonic() + 120
-        while len([w for w in admin.crm_writes_since(since) if w["code"].startswith(tag)]) < ROWS:
-            assert time.monotonic() < deadline, "the workers never started writing"
-            time.sleep(0.05)
-        child, supervisor = child_and_supervisor(settings, busy_worker(settings))
+        victim = busy_worker(settings)
+        child, supervisor = child_and_supervisor(settings, victim)
+        deadline = time.monotonic() + 60
+        while not edits_held(settings, victim, set(spread)):
+            assert time.monotonic() < deadline, "no worker showed a tenant waiting for its CRM"
+            time.sleep(0.2)
         os.kill(supervisor, signal.SIGSTOP)  # it must not start the worker again yet
         held = supervisor
         os.kill(child, signal.SIGKILL)
@@ -136,6 +158,7 @@ def test_sigkill_moves_partitions_and_loses_and_duplicates_nothing(
         after = wait_assignment(settings, members=1)
         print(f"every partition held by the survivor {time.monotonic() - killed:.1f} s "
               "after the SIGKILL")  # a figure for the report (pytest -s), not an assertion
+        admin.faults(down=False)
         [(survivor, owned)] = after.items()
         assert survivor in before and before[survivor] < owned == set(range(PARTITIONS))
         moved = set(range(PARTITIONS)) - before[survivor]
@@ -162,7 +185,7 @@ def test_sigkill_moves_partitions_and_loses_and_duplicates_nothing(
     finally:
         if held is not None:
             os.kill(held, signal.SIGCONT)
-        admin.faults(latency_ms=0)
+        admin.faults(latency_ms=0, down=False)
 
     writes = [w for w in admin.crm_writes_since(since) if w["code"].startswith(tag)]
     for t, p in pipes.items():
