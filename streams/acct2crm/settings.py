@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # changes the change agent routes before one wait for the broker's acknowledgements
     change_batch_size: PositiveInt = 200
     change_batch_window_s: NonNegativeFloat = 0.02
+    # a table restore (after a partition moved) that stays still this long restarts the
+    # worker (app/recovery_watch.py); 0 = never
+    recovery_stall_s: NonNegativeFloat = 30.0
     # the worker's logs: "text" or "json" (one object a line); level debug logs every change
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -67,6 +67,11 @@ def make_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # on a rebalance Faust would wait for every event handed out to be acked; one
+        # never acked (seen under SIGKILL tests) held the group for good. Nothing here
+        # needs that wait: the ledger and the row positions make a re-read harmless,
+        # and each tenant lane stops itself when its partition is revoked (lanes.py)
+        stream_wait_empty=False,
         # records sent together share a request (a per-record request cost the
         # change agent a socket write each); its steps wait once per batch anyway
         producer_linger=0.005,

@@ -11,6 +11,7 @@ import faust
 
 from acct2crm.app.agents import register_agents
 from acct2crm.app.cockpit_web import register_cockpit
+from acct2crm.app.recovery_watch import register_recovery_watch
 from acct2crm.app.result_indexer import register_result_indexer
 from acct2crm.app.topology import build_topology
 from acct2crm.app.web import register_status_page
@@ -29,6 +30,7 @@ def build_app(settings: Settings) -> faust.App:
     register_status_page(topology.app, wiring)
     register_cockpit(settings, topology, wiring)
     register_result_indexer(topology.app, settings)
+    register_recovery_watch(topology.app, settings.recovery_stall_s)
     return topology.app
 
 
