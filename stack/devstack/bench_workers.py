@@ -26,6 +26,7 @@ import os
 import secrets
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,10 +81,11 @@ def _insert(settings: Settings, tenant_ids: list[str], tag: str, n: int) -> None
 
 def _result_stamps(
     settings: Settings, start: int, tenant_ids: set[str], tag: str, *, expected: int,
-    timeout_s: float,
+    timeout_s: float, on_first: Callable[[], object] | None = None,
 ) -> list[int]:
     """Kafka timestamps (ms) of this burst's results after ``start``, one per row (by
-    tenant and code), until ``expected`` arrived or the time is up."""
+    tenant and code), until ``expected`` arrived or the time is up; ``on_first`` is
+    called as the first one is read."""
     c = consumer(settings, "acct2crm-bench-workers")
     seen: dict[tuple[str, str], int] = {}
     deadline = time.monotonic() + timeout_s
@@ -97,6 +99,8 @@ def _result_stamps(
             record: dict[str, Any] = result_as_json(result_type().decode(message.value() or b""))
             code = str(record.get("code") or "")
             if record.get("tenant") in tenant_ids and code.startswith(prefix):
+                if not seen and on_first is not None:
+                    on_first()
                 seen.setdefault((str(record["tenant"]), code), message.timestamp()[1])
     finally:
         c.close()
@@ -133,7 +137,7 @@ class Drain:
     rate: float  # changes/s, first result after the group settled -> last result
     first_s: float  # group settled -> first result (the new owners restoring their tables)
     window_s: float  # group settled -> last result
-    cpu_s: tuple[float, ...]  # each worker's CPU seconds over that window
+    cpu_s: tuple[float, ...]  # each worker's CPU seconds, first result -> last (the drain)
     load: float  # the machine's 1-minute load average at the end
     early: int = 0  # results before the group settled (the first worker to join, alone)
     others_s: tuple[tuple[str, float], ...] = ()  # CPU seconds of the CRM and Kafka, too
@@ -192,12 +196,17 @@ def drain(settings: Settings, tenant_ids: list[str], count: int) -> Drain:
     bench_worker_group.start(settings, count)
     settled = bench_worker_group.wait_members(settings, count)
     pids = bench_worker_group.worker_pids(settings, count)
-    cpu_before = [cpu_seconds(pid) or 0.0 for pid in pids]
     others = bench_worker_group.service_pids(settings, OTHERS)
-    others_before = {n: cpu_seconds(pid) or 0.0 for n, pid in others.items()}
+    cpu_before: list[float] = []
+    others_before: dict[str, float] = {}
+
+    def first_result() -> None:  # the tables are restored: the drain begins
+        cpu_before.extend(cpu_seconds(pid) or 0.0 for pid in pids)
+        others_before.update({n: cpu_seconds(pid) or 0.0 for n, pid in others.items()})
+
     expected = PER_TENANT * len(tenant_ids)
     stamps = _result_stamps(settings, start, set(tenant_ids), tag, expected=expected,
-                            timeout_s=120 + expected / 10)
+                            timeout_s=120 + expected / 10, on_first=first_result)
     cpu_after = [cpu_seconds(pid) or 0.0 for pid in pids]
     others_s = tuple((n, (cpu_seconds(pid) or 0.0) - others_before[n]) for n, pid in others.items())
     if len(stamps) < expected:
@@ -216,8 +225,8 @@ def _end_to_end(settings: Settings, tenant_ids: list[str], count: int) -> float:
 
 
 def _cpu(side: list[Drain]) -> str:
-    """Median CPU seconds of each worker and median window, as cores used."""
-    window = statistics.median(d.window_s for d in side)
+    """Median CPU seconds of each worker over the median drain, as cores used."""
+    window = statistics.median(d.window_s - d.first_s for d in side)
     each = [statistics.median(d.cpu_s[i] for d in side) for i in range(len(side[0].cpu_s))]
     seconds = "+".join(f"{c:.1f}" for c in each)
     cores = "+".join(f"{c / window:.2f}" for c in each) if window > 0 else "?"
@@ -244,7 +253,7 @@ def summary(name: str, spread: list[int], ones: list[Drain], twos: list[Drain],
         f"rounds 1/2 workers: {shown}): {two:,.0f} vs {one:,.0f} changes/s = "
         f"{two / one:.2f}x (target >= 1.6x); with 2, median {early:,.0f} results came "
         "before the second worker joined and are not counted",
-        f"{name}, worker CPU from the group settled to the last result (medians): "
+        f"{name}, worker CPU from the first result to the last (medians): "
         f"1 worker {_cpu(ones)}; 2 workers {_cpu(twos)}; first result {first} after the "
         f"group settled; load average {min(loads):.1f}-{max(loads):.1f} on "
         f"{os.cpu_count()} cores",

@@ -57,8 +57,8 @@ def test_the_summary_gives_the_ratio_the_cpu_of_each_worker_the_load_and_end_to_
     assert "rounds 1/2 workers: 400/800, 500/900, 450/700" in alone
     assert "800 vs 450 changes/s = 1.78x" in alone
     assert "median 800 results came before the second worker joined" in alone
-    assert "1 worker 3.0 s over 4.0 s (0.75 of a core; crm 0.10; kafka 0.50)" in cpu
-    assert "2 workers 1.5+1.7 s over 4.0 s (0.38+0.42 of a core; crm 0.10" in cpu
+    assert "1 worker 3.0 s over 3.0 s (1.00 of a core; crm 0.13; kafka 0.67)" in cpu
+    assert "2 workers 1.5+1.7 s over 3.0 s (0.50+0.57 of a core; crm 0.13" in cpu
     assert "load average 2.0-3.4" in cpu
     assert "310 vs 300 changes/s = 1.03x" in e2e
 
