@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from acct2crm.settings import Settings
 from acct2crm.topic_partitions import tenant_partition
-from devstack.bench_workers import bench_tenants, phase
+from devstack.bench_workers import Drain, bench_tenants, captured, drain_rate, phase, summary
 
 
 def test_the_bench_tenants_land_in_four_different_partitions(tmp_path: Path) -> None:
@@ -19,3 +21,48 @@ def test_the_bench_tenants_land_in_four_different_partitions(tmp_path: Path) -> 
 def test_with_one_partition_the_phase_says_why_it_is_not_measured(tmp_path: Path) -> None:
     [line] = phase(Settings(home=tmp_path, change_partitions=1))
     assert "not measured" in line and "change_partitions" in line
+
+
+def test_the_drain_is_timed_from_the_first_result_after_the_group_settled() -> None:
+    # 1,000 ms: the group settled; 500 came before (one worker alone), 1,500 first after
+    rate, first_s, window_s, early = drain_rate([500, 1_500, 2_000, 2_500, 3_500], 1_000)
+    assert rate == 3 / 2.0  # three results after the first, over 2 s
+    assert first_s == 0.5
+    assert window_s == 2.5
+    assert early == 1
+
+
+def test_a_drain_with_fewer_than_two_results_after_the_group_settled_is_refused() -> None:
+    with pytest.raises(ValueError, match="fewer than two"):
+        drain_rate([500, 900, 1_200], 1_000)
+
+
+def test_the_burst_counts_as_captured_only_when_every_partition_holds_its_share() -> None:
+    wanted = {0: 1_000, 3: 1_000}
+    assert captured({0: 10, 3: 7}, {0: 1_010, 3: 1_009}, wanted)
+    assert not captured({0: 10, 3: 7}, {0: 1_010, 3: 1_006}, wanted)
+    assert not captured({0: 10}, {0: 1_010}, wanted)
+
+
+def _side(rate: float, cpu: tuple[float, ...], load: float) -> Drain:
+    return Drain(rate=rate, first_s=1.0, window_s=4.0, cpu_s=cpu, load=load, early=int(rate),
+                 others_s=(("crm", 0.4), ("kafka", 2.0)))
+
+
+def test_the_summary_gives_the_ratio_the_cpu_of_each_worker_the_load_and_end_to_end() -> None:
+    ones = [_side(400.0, (3.0,), 2.0), _side(500.0, (3.2,), 2.5), _side(450.0, (2.8,), 3.0)]
+    twos = [_side(800.0, (1.6, 1.8), 2.2), _side(900.0, (1.4, 1.6), 2.6),
+            _side(700.0, (1.5, 1.7), 3.4)]
+    alone, cpu, e2e = summary("(e)", [0, 1, 2, 3], ones, twos, [(300.0, 310.0)])
+    assert "rounds 1/2 workers: 400/800, 500/900, 450/700" in alone
+    assert "800 vs 450 changes/s = 1.78x" in alone
+    assert "median 800 results came before the second worker joined" in alone
+    assert "1 worker 3.0 s over 3.0 s (1.00 of a core; crm 0.13; kafka 0.67)" in cpu
+    assert "2 workers 1.5+1.7 s over 3.0 s (0.50+0.57 of a core; crm 0.13" in cpu
+    assert "load average 2.0-3.4" in cpu
+    assert "310 vs 300 changes/s = 1.03x" in e2e
+
+
+def test_without_the_end_to_end_figure_the_summary_has_two_lines() -> None:
+    side = [_side(400.0, (3.0,), 2.0)]
+    assert len(summary("(e)", [0, 1], side, side, [])) == 2
