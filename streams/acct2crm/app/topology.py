@@ -48,6 +48,7 @@ def make_app(settings: Settings) -> faust.App:
         GROUP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.table_store,
+        table_standby_replicas=settings.table_standby_replicas,
         datadir=str(settings.home / "worker"),
         # many tenants: partitioned topics and tables have change_partitions
         topic_partitions=settings.change_partitions,
