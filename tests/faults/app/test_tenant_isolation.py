@@ -11,19 +11,16 @@ exactly once.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from acct2crm.settings import Settings
 from acct2crm.topic_partitions import partition_of
 from tests.support.sync import Pipeline, unique_tag
+from tests.support.tenant_cli import cli, tenant_pipe
 
 pytestmark = pytest.mark.integration
 
@@ -31,24 +28,6 @@ DOWN_S = 30.0
 SAMPLES = 5
 # B's changes while A is down must not wait for A: far below A's 30 s outage
 BOUND_S = 12.0
-
-
-def cli(*args: str, timeout: float = 300) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "acct2crm.cli", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-    assert done.returncode == 0, f"acct2crm {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done.stdout
-
-
-def tenant_pipe(settings: Settings, tenant_id: str) -> Pipeline:
-    """A Pipeline on the tenant's database and CRM account, as `tenants list` gives them."""
-    entry = json.loads(cli("tenants", "list", "--json"))[tenant_id]
-    database = entry["postgres_dsn"].rsplit("/", 1)[1]
-    token = SecretStr(entry["crm_token"])
-    return Pipeline.start(settings.model_copy(update={"pg_database": database, "crm_token": token}))
 
 
 def same_partition_pair(partitions: int) -> tuple[str, str]:
