@@ -45,6 +45,7 @@ from acct2crm.settings import Settings
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy
+from acct2crm.topic_partitions import tenant_partition
 from devstack.bench_replay import replay_rate
 from devstack.demo import _results_end, run_tag, wait_for_results
 
@@ -117,10 +118,17 @@ async def _raw_creates(settings: Settings, n: int, batch: int) -> float:
         return n / (time.monotonic() - began)
 
 
+def own_partition(settings: Settings) -> int:
+    """The change topic's partition the stack's own company (``pg_database``) lands in:
+    with ``change_partitions`` > 1 it need not be partition 0."""
+    return tenant_partition(settings, settings.pg_database)
+
+
 def _topic_end(settings: Settings, topic: str) -> int:
     c = consumer(settings, "acct2crm-bench")
     try:
-        return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+        partition = TopicPartition(topic, own_partition(settings))
+        return int(c.get_watermark_offsets(partition, timeout=10)[1])
     finally:
         c.close()
 
@@ -132,7 +140,7 @@ def _captured_at(settings: Settings, start: int, ids: set[int], timeout_s: float
     last_ms = 0
     deadline = time.monotonic() + timeout_s
     try:
-        c.assign([TopicPartition(settings.change_topic, 0, start)])
+        c.assign([TopicPartition(settings.change_topic, own_partition(settings), start)])
         while seen != ids and time.monotonic() < deadline:
             message = c.poll(0.5)
             if message is None or message.error():
@@ -211,8 +219,10 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
     def consume(handle: Callable[[Any], None]) -> tuple[float, int]:
         c = consumer(settings, "acct2crm-bench-" + secrets.token_hex(3))
         try:
-            c.assign([TopicPartition(settings.change_topic, 0, 0)])
-            end = int(c.get_watermark_offsets(TopicPartition(settings.change_topic, 0))[1])
+            partition = own_partition(settings)
+            c.assign([TopicPartition(settings.change_topic, partition, 0)])
+            end = int(c.get_watermark_offsets(TopicPartition(settings.change_topic,
+                                                             partition))[1])
             stop = min(end, limit)
             n = 0
             began = time.monotonic()

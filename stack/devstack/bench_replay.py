@@ -21,6 +21,7 @@ from acct2crm.model.keys import offset_key
 from acct2crm.progress import handled_offsets
 from acct2crm.replay import rewind
 from acct2crm.settings import Settings
+from acct2crm.topic_partitions import tenant_partition
 
 POLL_S = 0.05
 
@@ -36,10 +37,10 @@ class ReplayFigure:
         return self.changes / self.seconds if self.seconds > 0 else 0.0
 
 
-def _range(settings: Settings, topic: str) -> tuple[int, int]:
+def _range(settings: Settings, topic: str, partition: int) -> tuple[int, int]:
     c = consumer(settings, "acct2crm-bench")
     try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         return int(low), int(high)
     finally:
         c.close()
@@ -47,11 +48,12 @@ def _range(settings: Settings, topic: str) -> tuple[int, int]:
 
 def replay_rate(settings: Settings, changes: int, timeout_s: float = 300.0) -> ReplayFigure:
     """Rewind the worker by ``changes`` offsets and time it back to the end."""
-    low, end = _range(settings, settings.change_topic)
+    partition = tenant_partition(settings, settings.pg_database)  # the stack's own company
+    low, end = _range(settings, settings.change_topic, partition)
     start = max(low, end - changes)
-    commands_before = _range(settings, settings.commands_topic)[1]
-    key = offset_key(settings.change_topic, 0)
-    if not with_worker_stopped(settings, lambda: rewind(settings, start)):
+    commands_before = _range(settings, settings.commands_topic, partition)[1]
+    key = offset_key(settings.change_topic, partition)
+    if not with_worker_stopped(settings, lambda: rewind(settings, {partition: start})):
         raise RuntimeError("no local worker to stop and start: cannot measure a replay")
     first: tuple[int, float] | None = None
     deadline = time.monotonic() + timeout_s
@@ -62,7 +64,7 @@ def replay_rate(settings: Settings, changes: int, timeout_s: float = 300.0) -> R
             first = (handled, now)
         if handled >= end - 1:
             began_at, began = first if first is not None else (start - 1, now)
-            commands = _range(settings, settings.commands_topic)[1] - commands_before
+            commands = _range(settings, settings.commands_topic, partition)[1] - commands_before
             return ReplayFigure(handled - began_at, now - began, commands)
         time.sleep(POLL_S)
     raise RuntimeError(f"the worker did not replay offsets {start}..{end - 1} in {timeout_s:.0f}s")

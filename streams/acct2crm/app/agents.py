@@ -6,7 +6,7 @@ bound to their topics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -25,6 +25,7 @@ from acct2crm.app.command_lanes import (
     tenant_appliers,
     tenant_wait_reason,
 )
+from acct2crm.app.event_context import write_as
 from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
 from acct2crm.app.wiring import Wiring
@@ -49,6 +50,16 @@ def by_partition(events: Sequence[EventT[Any]]) -> list[list[EventT[Any]]]:
     for event in events:
         parts.setdefault(event.message.partition, []).append(event)
     return list(parts.values())
+
+
+async def each_partition(
+    events: Sequence[EventT[Any]], step: Callable[[list[Message]], Awaitable[None]]
+) -> None:
+    """One step per partition of a batch, in offset order, its table writes going to that
+    partition (never through the stream's own current event: event_context.py)."""
+    for part in by_partition(events):
+        write_as(part[-1])
+        await step([as_message(e) for e in part])
 
 
 def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> None:
@@ -78,22 +89,12 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.change_batch_size, within=settings.change_batch_window_s
         ):
-            # table writes go to the current event's partition: one step per partition
-            for part in by_partition(events):
-                stream._set_current_event(part[-1])  # type: ignore[attr-defined]
-                await change_step([as_message(e) for e in part])
+            await each_partition(events, change_step)
 
     @app.agent(topology.commands_topic, name="apply_commands")
     async def apply_commands(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             settings.sink_batch_size, within=settings.sink_batch_window_s
         ):
-            await _apply(stream, events)
-
-    async def _apply(stream: StreamT[bytes], events: Sequence[EventT[Any]]) -> None:
-        # take_events fills its buffer in another task; table writes need the
-        # current event of this one, and go to its partition: one step per partition
-        lane_events.remember(events)
-        for part in by_partition(events):
-            stream._set_current_event(part[-1])  # type: ignore[attr-defined]
-            await command_step([as_message(e) for e in part])
+            lane_events.remember(events)  # a lane writes tables as its partition's event
+            await each_partition(events, command_step)

@@ -7,14 +7,13 @@ swap ``applier_for`` (one sink per tenant) and read ``lanes.status()``.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from faust.streams import _current_event
 from faust.types import EventT
 
 from acct2crm.app.delivery import Delivery
+from acct2crm.app.event_context import write_as
 from acct2crm.app.lanes import Apply, Gate, Paused, Reason, TenantLanes
 from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.offset_window import TP, OffsetWindow
@@ -58,7 +57,7 @@ class PartitionEvents:
     def enter(self, tp: TP) -> None:
         event = self._latest.get(tp)
         if event is not None:
-            _current_event.set(weakref.ref(event))
+            write_as(event)
 
     def forget(self, tps: Sequence[TP]) -> None:
         for tp in tps:

@@ -107,6 +107,8 @@ class OffsetLedger:
         """
         pending: list[Message] = []
         expected: dict[tuple[str, int], int] = {}
+        # a restart re-reads from the group's commit: thousands of them, one line a batch
+        dropped: dict[tuple[str, int], tuple[int, int, int]] = {}
         for message in sorted(messages, key=lambda m: (m.topic, m.partition or 0, m.offset or 0)):
             if message.offset is None:
                 pending.append(message)
@@ -116,7 +118,8 @@ class OffsetLedger:
                 expected[tp] = await self.next_offset(*tp)
             nxt = expected[tp]
             if message.offset < nxt:
-                log.info("offset %s of %s was already handled; dropped", message.offset, tp)
+                first, last, n = dropped.get(tp, (message.offset, message.offset, 0))
+                dropped[tp] = (min(first, message.offset), max(last, message.offset), n + 1)
                 continue
             if message.offset > nxt:
                 log.warning(
@@ -136,6 +139,8 @@ class OffsetLedger:
                     yield piece
             pending.append(message)
             expected[tp] = message.offset + 1
+        for tp, (first, last, n) in dropped.items():
+            log.info("%d offset(s) %s..%s of %s were already handled; dropped", n, first, last, tp)
         if pending:
             yield pending
 
