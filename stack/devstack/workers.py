@@ -34,7 +34,10 @@ def name(index: int) -> str:
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
-    return settings.model_copy(update={"worker_port": settings.worker_port + index - 1})
+    """Worker ``index``'s own port and table folder (its RocksDB files are its own)."""
+    own = StackPaths.of(settings).home / name(index) / "data"
+    return settings.model_copy(update={"worker_port": settings.worker_port + index - 1,
+                                       "worker_data_dir": own})
 
 
 def _running(settings: Settings, paths: StackPaths, index: int) -> int | None:

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     worker_port: Port = 56066
     worker_bind: Name = "127.0.0.1"  # address the status page listens on (0.0.0.0 in a container)
     table_store: str = Field(default="memory://", pattern=r"^[a-z]+://")
+    # where the worker keeps its tables on disk (rocksdb://); unset: <home>/worker. Two
+    # workers on one machine each need their own (a RocksDB file has one owner)
+    worker_data_dir: Path | None = None
     # copies each worker keeps of other workers' tables (Faust standbys): faster take-over,
     # but with 2 workers each spent 2-3x the CPU per change applying the other's updates
     table_standby_replicas: NonNegativeInt = 0

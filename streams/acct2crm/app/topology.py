@@ -49,7 +49,7 @@ def make_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.table_store,
         table_standby_replicas=settings.table_standby_replicas,
-        datadir=str(settings.home / "worker"),
+        datadir=str(settings.worker_data_dir or settings.home / "worker"),
         # many tenants: partitioned topics and tables have change_partitions
         topic_partitions=settings.change_partitions,
         topic_replication_factor=settings.kafka_replication_factor,

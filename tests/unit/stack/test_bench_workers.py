@@ -8,7 +8,15 @@ import pytest
 
 from acct2crm.settings import Settings
 from acct2crm.topic_partitions import tenant_partition
-from devstack.bench_workers import Drain, bench_tenants, captured, drain_rate, phase, summary
+from devstack.bench_workers import (
+    Drain,
+    bench_tenants,
+    captured,
+    drain_rate,
+    flowing_rate,
+    phase,
+    summary,
+)
 
 
 def test_the_bench_tenants_land_in_four_different_partitions(tmp_path: Path) -> None:
@@ -44,17 +52,35 @@ def test_the_burst_counts_as_captured_only_when_every_partition_holds_its_share(
     assert not captured({0: 10}, {0: 1_010}, wanted)
 
 
-def _side(rate: float, cpu: tuple[float, ...], load: float) -> Drain:
+def test_every_tenant_flowing_is_timed_from_the_last_first_result_to_the_first_last() -> None:
+    # settled at 1,000 ms; tenant a drains 1,000..5,000 (one result before settling),
+    # b starts late (its worker restored longer) at 3,000 and ends at 7,000
+    per_tenant = {"a": [900, 1_000, 2_000, 3_000, 4_000, 5_000],
+                  "b": [3_000, 3_500, 4_000, 5_000, 6_000, 7_000]}
+    rate, seconds = flowing_rate(per_tenant, 1_000)
+    assert seconds == 2.0  # 3,000 -> 5,000: both flowing
+    assert rate == 5 / 2.0  # a: 4,000 and 5,000; b: 3,500, 4,000, 5,000
+
+
+def test_no_moment_with_every_tenant_flowing_gives_no_rate() -> None:
+    assert flowing_rate({"a": [1_000, 2_000], "b": [3_000, 4_000]}, 0) == (0.0, 0.0)
+    assert flowing_rate({"a": [1_000, 2_000], "b": [3_000]}, 0) == (0.0, 0.0)
+
+
+def _side(rate: float, cpu: tuple[float, ...], load: float, flowing: float = 0.0) -> Drain:
     return Drain(rate=rate, first_s=1.0, window_s=4.0, cpu_s=cpu, load=load, early=int(rate),
-                 others_s=(("crm", 0.4), ("kafka", 2.0)))
+                 others_s=(("crm", 0.4), ("kafka", 2.0)), flowing=flowing or rate * 1.1,
+                 flowing_s=2.0)
 
 
 def test_the_summary_gives_the_ratio_the_cpu_of_each_worker_the_load_and_end_to_end() -> None:
     ones = [_side(400.0, (3.0,), 2.0), _side(500.0, (3.2,), 2.5), _side(450.0, (2.8,), 3.0)]
     twos = [_side(800.0, (1.6, 1.8), 2.2), _side(900.0, (1.4, 1.6), 2.6),
             _side(700.0, (1.5, 1.7), 3.4)]
-    alone, cpu, e2e = summary("(e)", [0, 1, 2, 3], ones, twos, [(300.0, 310.0)])
-    assert "rounds 1/2 workers: 400/800, 500/900, 450/700" in alone
+    flowing, alone, cpu, e2e = summary("(e)", [0, 1, 2, 3], ones, twos, [(300.0, 310.0)])
+    assert "rounds 1/2 workers: 440/880, 550/990, 495/770" in flowing
+    assert "880 vs 495 changes/s = 1.78x (target >= 1.6x)" in flowing
+    assert "rounds: 400/800, 500/900, 450/700" in alone
     assert "800 vs 450 changes/s = 1.78x" in alone
     assert "median 800 results came before the second worker joined" in alone
     assert "1 worker 3.0 s over 3.0 s (1.00 of a core; crm 0.13; kafka 0.67)" in cpu
@@ -65,4 +91,10 @@ def test_the_summary_gives_the_ratio_the_cpu_of_each_worker_the_load_and_end_to_
 
 def test_without_the_end_to_end_figure_the_summary_has_two_lines() -> None:
     side = [_side(400.0, (3.0,), 2.0)]
-    assert len(summary("(e)", [0, 1], side, side, [])) == 2
+    assert len(summary("(e)", [0, 1], side, side, [])) == 3
+
+
+def test_a_side_that_never_had_every_tenant_flowing_is_said_not_measured() -> None:
+    side = [_side(400.0, (3.0,), 2.0, flowing=0.0)]
+    never = [Drain(rate=400.0, first_s=1.0, window_s=4.0, cpu_s=(3.0,), load=2.0)]
+    assert "not measured" in summary("(e)", [0, 1], side, never, [])[0]
