@@ -22,6 +22,9 @@ from devstack.supervisor import read_state
 class DevStack:
     """The native local stack under ``settings.home``."""
 
+    def __init__(self) -> None:
+        self._extra = 0  # extra workers stop_worker stopped, for start_worker
+
     def register_commands(self, app: typer.Typer) -> None:
         commands.register(app)
 
@@ -48,14 +51,24 @@ class DevStack:
         return read_state(python_services.supervisor_state_file(paths))
 
     def stop_worker(self, settings: Settings) -> bool:
+        """Every worker of the stack (``up --workers N``): a rewind needs the group empty.
+        How many extra ones ran is kept for ``start_worker``."""
+        from devstack import workers  # noqa: PLC0415 (workers imports this package's services)
+
+        self._extra = len(workers.stop_extra(settings, echo=lambda _line: None))
         pid = read_pid(StackPaths.of(settings).pid_file("worker"))
         if pid is None:
-            return False
+            return self._extra > 0
         stop(pid)
         return True
 
     def start_worker(self, settings: Settings) -> None:
+        from devstack import workers  # noqa: PLC0415
+
         python_services.start_worker(settings, StackPaths.of(settings))
+        for index in range(2, 2 + self._extra):
+            workers.start_extra(settings, index)
+        self._extra = 0
 
     def worker_states(self, settings: Settings) -> list[dict[str, Any]]:
         """Every worker process (``up --workers N``): state, pid, status_url."""

@@ -18,7 +18,8 @@ def fail(exc: Exception) -> typer.Exit:
 
 
 def with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
-    """Stop the local stack's worker (if one runs), do ``action``, start it again.
+    """Stop the local stack's workers (if any run), do ``action``, start them again, even
+    when ``action`` fails.
 
     Without a local stack the operator stops the workers; ``rewind`` refuses
     while the worker group still has members.
@@ -27,8 +28,9 @@ def with_worker_stopped(settings: Settings, action: Callable[[], None]) -> bool:
 
     stack = find_local_stack()
     stopped = stack is not None and stack.stop_worker(settings)
-    action()
-    if stack is None or not stopped:
-        return False
-    stack.start_worker(settings)
-    return True
+    try:
+        action()
+    finally:  # a refused rewind must not leave the stack without its workers
+        if stack is not None and stopped:
+            stack.start_worker(settings)
+    return stack is not None and stopped
