@@ -270,6 +270,7 @@ def run(
 ) -> list[str]:
     out = Ratios()
     batch = settings.crm_batch_size
+    _burst(settings, 1)  # a worker just started restores its tables first: not timed
     raw = asyncio.run(_raw_creates(settings, burst, batch))
     raw_single = asyncio.run(_raw_creates(settings, burst, 0)) if batch > 1 else raw
     committed, captured, drained = _burst(settings, burst)

@@ -339,4 +339,7 @@ def phase(settings: Settings, *, end_to_end: bool = True) -> list[str]:
     finally:
         workers.stop_extra(settings, echo=lambda _line: None)
         bench_worker_group.start_worker_one(settings)
+        # the next phase times one worker: its group settled and its tables restored first
+        bench_worker_group.wait_members(settings, 1)
+        burst_rate(settings, tenant_ids, 1)
     return summary(name, spread, ones, twos, e2e, store=settings.table_store)
