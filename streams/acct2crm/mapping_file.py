@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from acct2crm.errors import ConfigError
+from acct2crm.file_stamp import RECHECK_S, FileStamp
 from acct2crm.rules.mapping import DEFAULT_MAPPING, FieldMapping, parse_mapping
 
 log = logging.getLogger(__name__)
@@ -41,23 +42,18 @@ class MappingWatcher:
     fields the operator meant to leave to sales.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, every_s: float = RECHECK_S) -> None:
         self.path = path
-        self._mtime: float | None = self._stamp()
+        self._stamp = FileStamp(path, every_s)
+        self._seen = self._stamp.read()
         self._mapping = read_mapping(path)
         self.error: str | None = None
         log.info("field mapping in force: %s", "; ".join(self._mapping.describe(redact=True)))
 
-    def _stamp(self) -> float | None:
-        try:  # one stat a change (it runs for every change routed): no exists() first
-            return self.path.stat().st_mtime
-        except OSError:  # FileNotFoundError included: no file, the default
-            return None
-
     def current(self) -> FieldMapping:
-        mtime = self._stamp()
-        if mtime != self._mtime:
-            self._mtime = mtime
+        stamp = self._stamp.read()  # None: no file, the default
+        if stamp != self._seen:
+            self._seen = stamp
             try:
                 self._mapping = read_mapping(self.path)
                 self.error = None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from acct2crm.errors import ConfigError
+from acct2crm.file_stamp import RECHECK_S, FileStamp, Stamp
 from acct2crm.rules.scope import DEFAULT_SCOPE, SyncScope, parse_scope, scope_to_data
 
 log = logging.getLogger(__name__)
@@ -66,20 +67,20 @@ def _toml_value(value: Any) -> str:
 class ScopeWatcher:
     """The scope in force, re-read when the file changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, every_s: float = RECHECK_S) -> None:
         self.path = path
-        self._mtime: float | None = None
+        self._stamp = FileStamp(path, every_s)  # no file: the default scope
+        self._seen: Stamp | bool = False  # False: never read
         self._scope = DEFAULT_SCOPE
         self.error: str | None = None
         self.current()
 
     def current(self) -> SyncScope:
-        try:  # one stat a change (it runs for every change routed): no exists() first
-            mtime: float | None = self.path.stat().st_mtime
-        except OSError:  # FileNotFoundError included: no file, the default scope
-            mtime = None
-        if mtime != self._mtime:
-            self._mtime = mtime
+        stamp = self._stamp.read()
+        if stamp is None and self._seen is False:
+            self._seen = None  # no file from the start: the default scope
+        if stamp != self._seen:
+            self._seen = stamp
             try:
                 self._scope = read_scope(self.path)
                 self.error = None

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from acct2crm.errors import ConfigError
+from acct2crm.file_stamp import RECHECK_S, FileStamp, Stamp
 from acct2crm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -188,30 +189,20 @@ def read_registry(settings: Settings) -> TenantRegistry:
     return TenantRegistry(tenants)
 
 
-def _file_state(path: Path) -> tuple[float, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime, stat.st_size)
-
-
 class TenantWatcher:
     """The registry in force, re-read when the file changes (no restart to add a tenant)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, every_s: float = RECHECK_S) -> None:
         self._settings = settings
-        self._state: tuple[float, int] | bool | None = False  # False: never read
+        self.path = settings.effective_tenants_file
+        self._stamp = FileStamp(self.path, every_s)
+        self._state: Stamp | bool = False  # False: never read
         self._registry = TenantRegistry({settings.tenant: default_tenant(settings)})
         self.error: str | None = None
         self.current()
 
-    @property
-    def path(self) -> Path:
-        return self._settings.effective_tenants_file
-
     def current(self) -> TenantRegistry:
-        state = _file_state(self.path)
+        state = self._stamp.read()
         if state != self._state:
             self._state = state
             try:

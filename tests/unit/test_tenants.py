@@ -91,7 +91,7 @@ def test_bad_entries_are_named(tmp_path: Path, text: str, message: str) -> None:
 def test_watcher_adds_tenants_and_keeps_last_good(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     path = settings.effective_tenants_file
-    watcher = TenantWatcher(settings)
+    watcher = TenantWatcher(settings, every_s=0)
     assert set(watcher.current().tenants) == {"default"}
     _write(path, '[tenants.acme]\ncrm_token_env = "HOME"\n')
     assert set(watcher.current().tenants) == {"default", "acme"}

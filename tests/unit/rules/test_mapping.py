@@ -334,7 +334,7 @@ def test_a_row_entering_the_scope_is_a_change_whatever_columns_moved() -> None:
 
 def test_a_broken_edit_keeps_the_last_good_mapping_and_says_why(tmp_path: Path) -> None:
     path = tmp_path / "mapping.toml"
-    watcher = MappingWatcher(path)
+    watcher = MappingWatcher(path, every_s=0)
     assert watcher.current() is DEFAULT_MAPPING and watcher.error is None
     path.write_text(CUSTOM)
     good = watcher.current()
