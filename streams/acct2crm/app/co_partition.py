@@ -8,11 +8,12 @@ producer sends there; with one partition this is always 0.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import faust
+
+from acct2crm.app.direct_send import direct_producer
 
 if TYPE_CHECKING:  # delivery.py imports the pipeline, which imports this module
     from acct2crm.app.delivery import Produce
@@ -20,14 +21,15 @@ if TYPE_CHECKING:  # delivery.py imports the pipeline, which imports this module
 CHANGE_PARTITION: ContextVar[int | None] = ContextVar("acct2crm_change_partition", default=None)
 
 
+def change_partition() -> int | None:
+    """The handled change's partition (else the current event's)."""
+    partition = CHANGE_PARTITION.get()
+    if partition is None:
+        event = faust.current_event()
+        partition = event.message.partition if event is not None else None
+    return partition
+
+
 def co_partitioned(topic: faust.TopicT) -> Produce:
     """Send to the handled change's partition (else the current event's)."""
-
-    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
-        partition = CHANGE_PARTITION.get()
-        if partition is None:
-            event = faust.current_event()
-            partition = event.message.partition if event is not None else None
-        return await topic.send(key=key, value=value, partition=partition, force=True)
-
-    return produce
+    return direct_producer(topic, change_partition)

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
-
-import faust
 
 from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.co_partition import co_partitioned
 from acct2crm.app.command_order import CommandOrder
-from acct2crm.app.delivery import Delivery, Produce
+from acct2crm.app.delivery import Delivery
+from acct2crm.app.direct_send import direct_producer
 from acct2crm.app.kafka_reader import RangeReader
 from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import LostRange, LostReport, OffsetLedger
@@ -70,22 +67,14 @@ class Wiring:
     lanes: TenantLanes | None = None  # the command agent's per-tenant lanes (command_lanes.py)
 
 
-def _producer(topic: faust.TopicT) -> Produce:
-    async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
-        # force: never deferred to a commit; the returned future is the broker's ack
-        return await topic.send(key=key, value=value, force=True)
-
-    return produce
-
-
 def _outputs(
     settings: Settings, topology: Topology, delivery: Delivery, counts: dict[str, int]
 ) -> Outputs:
     return Outputs(
         tenant=settings.tenant,
         send_command=delivery.sender(co_partitioned(topology.commands_topic)),
-        send_result=delivery.sender(_producer(topology.results_topic)),
-        send_dead_letter=delivery.sender(_producer(topology.dlq_topic)),
+        send_result=delivery.sender(direct_producer(topology.results_topic)),
+        send_dead_letter=delivery.sender(direct_producer(topology.dlq_topic)),
         counts=counts,
     )
 

@@ -15,12 +15,18 @@ from tests.support.changes import row
 
 
 class Topic:
-    """A commands topic that records where each record was sent."""
+    """A commands topic whose app's producer records where each record was sent."""
 
     def __init__(self) -> None:
         self.partitions: list[int | None] = []
+        self.app = self  # topic.app.producer: this object
+        self.producer = self
 
-    async def send(self, **kwargs: Any) -> None:
+    def get_topic_name(self) -> str:
+        return "commands"
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, **kwargs: Any) -> None:
+        assert topic == "commands"
         self.partitions.append(kwargs["partition"])
 
 
