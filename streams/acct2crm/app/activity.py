@@ -64,6 +64,7 @@ class Activity:
 
     def __init__(self) -> None:
         self._tenants: dict[str, TenantActivity] = {}
+        self.last_result_at = float("-inf")  # time.monotonic() of the latest result
 
     def tenant(self, name: str) -> TenantActivity:
         found = self._tenants.get(name)
@@ -72,6 +73,7 @@ class Activity:
         return found
 
     def record(self, result: dict[str, Any]) -> None:
+        self.last_result_at = time.monotonic()
         self.tenant(str(result.get("tenant"))).record(result)
 
     def tenants(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""One indexing process per result index: the lease (index_lease.py)."""
+"""One indexing process per result index (index_lease.py), paced while busy."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from acct2crm.app.index_lease import IndexLease
+from acct2crm.app.result_indexer import BUSY_INTERVAL_S, IndexPace
 
 HOLD = """
 import sys, time
 from pathlib import Path
 from acct2crm.app.index_lease import IndexLease
+from acct2crm.app.result_indexer import BUSY_INTERVAL_S, IndexPace
 lease = IndexLease(Path(sys.argv[1]))
 print(lease.held(), flush=True)
 time.sleep(60)
@@ -46,3 +48,22 @@ def test_a_killed_holder_frees_the_lease(tmp_path: Path) -> None:
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_the_index_follows_every_tick_when_quiet_and_every_ten_seconds_when_busy() -> None:
+    now = [1_000.0]
+    last_result = [float("-inf")]
+    pace = IndexPace(lambda: last_result[0], clock=lambda: now[0])
+    assert pace.due()  # quiet
+    now[0] += 1
+    assert pace.due()
+    last_result[0] = now[0] - 0.2  # results being written
+    now[0] += 1
+    last_result[0] = now[0] - 0.1
+    assert not pace.due()  # busy, indexed 1 s ago
+    now[0] += BUSY_INTERVAL_S - 1
+    last_result[0] = now[0]
+    assert pace.due()  # busy, but 10 s since the last
+    now[0] += 1
+    last_result[0] = now[0] - 5  # quiet again
+    assert pace.due()
