@@ -39,7 +39,7 @@ class IndexPace:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._last_result_at = last_result_at
         self._clock = clock
-        self._indexed_at = float("-inf")
+        self._indexed_at = clock()  # a worker starting busy (a replay) waits its turn too
 
     def due(self) -> bool:
         now = self._clock()

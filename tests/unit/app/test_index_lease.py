@@ -53,7 +53,10 @@ def test_a_killed_holder_frees_the_lease(tmp_path: Path) -> None:
 def test_the_index_follows_every_tick_when_quiet_and_every_ten_seconds_when_busy() -> None:
     now = [1_000.0]
     last_result = [float("-inf")]
+    last_result[0] = now[0]
     pace = IndexPace(lambda: last_result[0], clock=lambda: now[0])
+    assert not pace.due()  # started busy: not before ten seconds
+    last_result[0] = float("-inf")
     assert pace.due()  # quiet
     now[0] += 1
     assert pace.due()
