@@ -18,14 +18,16 @@ if TYPE_CHECKING:  # delivery.py imports the pipeline, which imports this module
     from acct2crm.app.delivery import Produce
 
 
-def _any_partition() -> int | None:
-    return None  # the producer's partitioner picks one by key
+def first_partition() -> int | None:
+    """Results and dead letters: their topics have one partition, which every reader reads
+    (and naming it spares the producer hashing each key)."""
+    return 0
 
 
 def direct_producer(
-    topic: faust.TopicT, partition_of: Callable[[], int | None] = _any_partition
+    topic: faust.TopicT, partition_of: Callable[[], int | None] = first_partition
 ) -> Produce:
-    """Send to ``topic`` (the partition ``partition_of`` names, if any); the ack's future."""
+    """Send to ``topic``, to the partition ``partition_of`` names; the ack's future."""
     name = topic.get_topic_name()
 
     async def produce(key: bytes | None, value: bytes) -> Awaitable[Any]:
