@@ -7,6 +7,7 @@ the session's stack.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -110,7 +111,13 @@ def test_a_session_interrupted_during_setup_leaves_no_service_running() -> None:
         started = own.recorded_pids()
         assert {"postgres", "kafka", "crm"} <= set(started)
 
-        child.send_signal(signal.SIGINT)
+        # Ctrl-C, pressed again while the session runs on: one that lands where Python cannot
+        # raise it at once (seen once in CI: the session went on and passed) is not lost
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            child.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.5)
         output = child.communicate(timeout=120)[0].decode(errors="replace")
 
         assert child.returncode != 0, output
