@@ -1,6 +1,6 @@
 """Records sent to Kafka and the wait for the broker's acknowledgement.
 
-Faust's ``topic.send`` only queues a record: the producer delivers it later,
+Sending a record to Faust's producer only queues it: the producer delivers it later,
 or fails to. An offset may count as handled only once everything its
 handling wrote is on the broker, so each agent step sends through a
 ``Delivery`` and settles it before the ledger moves. A record the broker

@@ -74,3 +74,9 @@ def test_the_stack_stops_and_starts_its_extra_workers_too(
     assert started == [1, 2, 3]
     stack.start_worker(settings)  # a later start without a stop: worker 1 alone
     assert started == [1, 2, 3, 1]
+
+
+def test_an_extra_worker_has_its_own_port_and_table_folder(tmp_path: Path) -> None:
+    second = workers.worker_settings(Settings(home=tmp_path), 2)
+    assert second.worker_data_dir == tmp_path / "worker-2" / "data"
+    assert second.worker_port == Settings(home=tmp_path).worker_port + 1
