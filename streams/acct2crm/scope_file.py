@@ -70,15 +70,13 @@ class ScopeWatcher:
     def __init__(self, path: Path, every_s: float = RECHECK_S) -> None:
         self.path = path
         self._stamp = FileStamp(path, every_s)  # no file: the default scope
-        self._seen: Stamp | bool = False  # False: never read
+        self._seen: Stamp = None  # no file: the default scope, nothing to read
         self._scope = DEFAULT_SCOPE
         self.error: str | None = None
         self.current()
 
     def current(self) -> SyncScope:
         stamp = self._stamp.read()
-        if stamp is None and self._seen is False:
-            self._seen = None  # no file from the start: the default scope
         if stamp != self._seen:
             self._seen = stamp
             try:
