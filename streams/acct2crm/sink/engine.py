@@ -36,7 +36,13 @@ from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_our
 from acct2crm.sink.batching import BatchWrites, CodeLookups
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.lookahead import may_end_in_r2d
-from acct2crm.sink.pacing import RateLimiter, RetryPolicy, WaitState, call_with_retry
+from acct2crm.sink.pacing import (
+    OutageGate,
+    RateLimiter,
+    RetryPolicy,
+    WaitState,
+    call_with_retry,
+)
 from acct2crm.sink.ports import BatchCrmPort, CrmPort, Write, batch_limit
 from acct2crm.sink.positions import PositionBook
 
@@ -77,6 +83,7 @@ class SinkEngine:
         self._slots = asyncio.Semaphore(max(1, max_concurrency))
         self._pace = pace or RateLimiter(0)
         self.wait_state = wait_state or WaitState()
+        self.outage = OutageGate()  # one call probes a failing CRM, the rest wait in order
         # batches: as many as both the CRM and the setting allow (None: the CRM's limit)
         limit = batch_limit(crm)
         size = limit if batch_size is None else min(max(0, batch_size), limit)
@@ -278,6 +285,7 @@ class SinkEngine:
             call,
             self._retry,
             self.wait_state,
+            gate=self.outage,
             on_retry=lambda exc, delay: log.warning(
                 "CRM not available (%s); retrying in %.1fs, nothing is lost", exc, delay
             ),

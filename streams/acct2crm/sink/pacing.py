@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from acct2crm import metrics
 from acct2crm.errors import CrmMisconfigured, CrmRetryable
@@ -113,6 +113,56 @@ class WaitState:
         return "configuration" if self.configuration else "unavailable"
 
 
+class OutageGate:
+    """While the CRM fails, one call retries on the backoff and the others wait for it.
+
+    Left to their own timers, N lanes would each call a CRM that is down, and
+    once it answered again each would come back at its own moment (up to the
+    backoff's cap later) and in no particular order. Instead the first call
+    to fail probes; a call that fails while another probes waits until any
+    call succeeds, then goes at once. Waiters wake in the order they failed,
+    which is the order they were sent, so the backlog reaches the CRM in
+    commit order as far as the lanes allow (rule R4: waits in order).
+    """
+
+    def __init__(self) -> None:
+        self._up = asyncio.Event()
+        self._up.set()
+        self._prober: asyncio.Task[Any] | None = None
+        self.waiting = 0  # calls waiting behind the probe now
+
+    def probed_by_another(self) -> bool:
+        prober = self._prober
+        return (prober is not None and not prober.done()
+                and prober is not asyncio.current_task())
+
+    def probe(self) -> None:
+        """This task retries; calls failing from now on wait for it."""
+        self._prober = asyncio.current_task()
+        self._up.clear()
+
+    async def wait_up(self, at_most_s: float) -> None:
+        """Until a call succeeds or the probe ends (then the waiter tries itself)."""
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout=max(at_most_s, 0.001))
+        except TimeoutError:
+            pass
+        finally:
+            self.waiting -= 1
+
+    def up(self) -> None:
+        """A call succeeded (or the probe stopped): every waiter goes on."""
+        if not self._up.is_set():
+            self._up.set()
+        self._prober = None
+
+    def leave(self) -> None:
+        """The task leaves retrying without success (cancelled, refused for good)."""
+        if self._prober is not None and self._prober is asyncio.current_task():
+            self.up()
+
+
 async def call_with_retry(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
@@ -120,20 +170,35 @@ async def call_with_retry(
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_retry: Callable[[CrmRetryable, float], None] | None = None,
+    gate: OutageGate | None = None,
 ) -> T:
-    """Run ``call`` until it succeeds or fails permanently; retryable errors wait."""
+    """Run ``call`` until it succeeds or fails permanently; retryable errors wait.
+
+    With ``gate`` the calls sharing it retry as one (``OutageGate``).
+    """
     attempt = 0
-    while True:
-        try:
-            result = await call()
-        except CrmRetryable as exc:
-            delay = policy.delay(attempt, exc.retry_after)
-            state.waiting(str(exc), configuration=isinstance(exc, CrmMisconfigured))
-            metrics.crm_retry(state.tenant, exc, delay)
-            if on_retry is not None:
-                on_retry(exc, delay)
-            attempt += 1
-            await sleep(delay)
-            continue
-        state.clear()
-        return result
+    try:
+        while True:
+            try:
+                result = await call()
+            except CrmRetryable as exc:
+                state.waiting(str(exc), configuration=isinstance(exc, CrmMisconfigured))
+                if gate is not None and gate.probed_by_another():
+                    await gate.wait_up(max(policy.cap_s, 60.0))  # a safety net: leave() wakes
+                    continue
+                delay = policy.delay(attempt, exc.retry_after)
+                metrics.crm_retry(state.tenant, exc, delay)
+                if on_retry is not None:
+                    on_retry(exc, delay)
+                if gate is not None:
+                    gate.probe()
+                attempt += 1
+                await sleep(delay)
+                continue
+            if gate is not None:
+                gate.up()
+            state.clear()
+            return result
+    finally:
+        if gate is not None:
+            gate.leave()
