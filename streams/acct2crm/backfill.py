@@ -37,6 +37,7 @@ from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
+from acct2crm.topic_partitions import commands_partition
 
 COLUMNS = (
     "id, code, name, tax_code, address, phone, email, contact_name, branch_code, "
@@ -96,6 +97,8 @@ def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPl
 
 
 def send(settings: Settings, intents: list[SyncIntent], tracker: Tracker | None = None) -> int:
+    """The intents as commands, into their tenant's partition, in row order."""
+    partitions = {t: commands_partition(settings, t) for t in {i.tenant for i in intents}}
     p = producer(settings)
     codec = command_type()
     for intent in intents:
@@ -103,6 +106,7 @@ def send(settings: Settings, intents: list[SyncIntent], tracker: Tracker | None 
             settings.commands_topic,
             key=str(intent.accounting_id).encode(),
             value=codec.encode(command_record(intent, None)),
+            partition=partitions[intent.tenant],
         )
         p.poll(0)
         if tracker is not None:

@@ -98,6 +98,7 @@ def backfill(
     from acct2crm.follow_worker import end_offset, follow_with_progress
     from acct2crm.settings import get_settings
     from acct2crm.task_progress import track
+    from acct2crm.topic_partitions import commands_partition
     from acct2crm.views import backfill_table
 
     settings = get_settings()
@@ -107,7 +108,9 @@ def backfill(
         if dry_run:
             backfill_table(list(job.dry_run(settings, planned.intents)), planned.outcomes)
             return
-        start = end_offset(settings, settings.commands_topic)
+        # the commands go to the tenant's partition (its lane, its tables): follow that one
+        partition = commands_partition(settings, settings.tenant)
+        start = end_offset(settings, settings.commands_topic, partition)
         with track("backfill: sending rows", len(planned.intents), "rows") as tracker:
             sent = job.send(settings, planned.intents, tracker)
         typer.echo(
@@ -115,9 +118,10 @@ def backfill(
             f"{len(planned.outcomes)} left alone. Follow with `acct2crm status`."
         )
         if wait and sent:
-            end = end_offset(settings, settings.commands_topic)
-            follow_with_progress(settings, settings.commands_topic, start, end,
-                                 what="backfill: applied by the worker", unit="commands")
+            end = end_offset(settings, settings.commands_topic, partition)
+            follow_with_progress(settings, settings.commands_topic, {partition: start},
+                                 {partition: end}, what="backfill: applied by the worker",
+                                 unit="commands")
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
 

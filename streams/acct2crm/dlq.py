@@ -44,6 +44,7 @@ from acct2crm.rules.change import Change, Op, Position
 from acct2crm.rules.decide import Outcome, SyncIntent, classify
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
+from acct2crm.topic_partitions import commands_partition
 
 INSERT_OPS = {"c", "b", "r"}  # a failed insert is decided again as one (R1), else as R2
 
@@ -210,6 +211,9 @@ def _ensure_redriven_topic(settings: Settings) -> None:
 
 def send(settings: Settings, planned: list[Redrive]) -> list[Redrive]:
     """Send each re-drive (a command, or its result when decided without the CRM); remember it."""
+    # every tenant's partition known before anything is sent: an unknown tenant sends nothing
+    partitions = {t: commands_partition(settings, t)
+                  for t in {item.intent.tenant for item in planned if item.intent is not None}}
     _ensure_redriven_topic(settings)
     p = producer(settings)
     sent = []
@@ -220,6 +224,7 @@ def send(settings: Settings, planned: list[Redrive]) -> list[Redrive]:
                 settings.commands_topic,
                 key=str(item.intent.accounting_id).encode(),
                 value=command_type().encode(command_record(item.intent, None)),
+                partition=partitions[item.intent.tenant],
             )
         elif item.outcome is not None:
             record = result_record(

@@ -54,11 +54,11 @@ def follow(
         sleep(poll_s)
 
 
-def end_offset(settings: Settings, topic: str) -> int:
-    """The offset the next message of ``topic`` will get."""
+def end_offset(settings: Settings, topic: str, partition: int = 0) -> int:
+    """The offset the next message of ``topic``'s ``partition`` will get."""
     c = consumer(settings, "acct2crm-cli-follow")
     try:
-        return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+        return int(c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
     except KafkaException as exc:
         raise StackError(f"cannot read offsets of {topic}: {exc}") from exc
     finally:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions  # type: ignore[attr-defined]
 
-from acct2crm.errors import ConnectError, StackError
+from acct2crm.errors import ConfigError, ConnectError, StackError
 from acct2crm.kafka_io import consumer as kafka_consumer
 from acct2crm.settings import Settings
+from acct2crm.tenants import read_registry
 
 WORKER_GROUP = "acct2crm"  # the Faust app's id, its consumer group (app/topology.py)
 INT_MAX = 0x7FFFFFFF
@@ -61,6 +62,17 @@ def partition_of(database: str, partitions: int) -> int:
 def tenant_partition(settings: Settings, database: str) -> int:
     """The partition of the change and commands topics holding ``database``'s changes."""
     return partition_of(database, settings.change_partitions)
+
+
+def commands_partition(settings: Settings, tenant_id: str) -> int:
+    """Where a command of ``tenant_id`` sent from outside the worker (backfill, re-drive)
+    must go: its tenant's partition, behind that tenant's other commands and handled by
+    the lane and table partitions of that tenant; ``ConfigError`` for an unknown tenant."""
+    tenant = read_registry(settings).get(tenant_id)
+    if tenant is None:
+        raise ConfigError(f"tenant {tenant_id!r} is not in the tenants file "
+                          f"{settings.effective_tenants_file}")
+    return tenant_partition(settings, tenant.database)
 
 
 def partitions_of(settings: Settings, topic: str) -> int:
