@@ -7,6 +7,14 @@ it read itself. Their keys say where they belong: a ledger key names its
 partition, every other key starts with its tenant, whose partition is the one
 ``PartitionRouting`` gives its database. Inside a stream the event's partition
 is kept (reads look there), and it is the same one.
+
+The ``rocksdb://`` store has the same need one level down: it keeps one
+database per partition and picks it by the current event, asserting that
+there is one. Besides the writes above, a tenant lane's event can be gone by
+the time it writes (Faust holds the current event by a weak reference, and
+the lane's is replaced as newer batches arrive): every such write failed,
+and its change became a failed result and a dead letter although the CRM had
+it. So the store's writes are placed the same way.
 """
 
 from __future__ import annotations
@@ -55,3 +63,35 @@ def partition_by_key(table: Any, partitions: TablePartitions) -> None:
     """Make ``table`` place writes with ``partitions`` (an instance attribute wins)."""
     table.partition_for_key = partitions
     table.acct2crm_partitions = partitions
+
+
+def place_store_writes(table: Any, partitions: TablePartitions | None) -> None:
+    """Make a ``rocksdb://`` store of ``table`` place writes made without an event by their
+    key (``partitions``; None: one partition, 0), not fail on them."""
+    new_store = table._new_store
+
+    def made() -> Any:
+        store = new_store()
+        if type(store).__module__ == "faust.stores.rocksdb":  # rocksdict is optional
+            store._set = _placed_set(store, partitions)
+        return store
+
+    table._new_store = made
+
+
+def _placed_set(store: Any, partitions: TablePartitions | None) -> Callable[[bytes, Any], None]:
+    def _set(key: bytes, value: Any) -> None:
+        event = current_event()
+        if event is not None:
+            partition = int(event.message.partition)
+        elif partitions is None:
+            partition = 0
+        else:
+            found = partitions.of_key(str(store._decode_key(key)))
+            if found is None:
+                raise TypeError(f"no partition for table key {key!r} outside of a stream")
+            partition = found
+        store._key_index[key] = partition
+        store._db_for_partition(partition).put(key, value)
+
+    return _set

@@ -19,7 +19,7 @@ from acct2crm.app.table_codecs import (
     POSITION,
     register_table_codecs,
 )
-from acct2crm.app.table_partitions import TablePartitions, partition_by_key
+from acct2crm.app.table_partitions import TablePartitions, partition_by_key, place_store_writes
 from acct2crm.kafka_security import faust_credentials, topic_config
 from acct2crm.settings import Settings
 
@@ -121,8 +121,11 @@ def avro_table(
         use_partitioner=partitions == 1,
     )
     table.value_serializer = value_codec  # type: ignore[attr-defined]
+    placed = None
     if partitions > 1:  # writes outside a stream go to their key's partition
-        partition_by_key(table, TablePartitions(ledger=name == "topic_offsets"))
+        placed = TablePartitions(ledger=name == "topic_offsets")
+        partition_by_key(table, placed)
+    place_store_writes(table, placed)  # on rocksdb:// too (table_partitions.py)
     return table
 
 
