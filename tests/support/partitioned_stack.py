@@ -4,8 +4,9 @@ The session's stack runs with ``change_partitions = 1`` (the product's default),
 where a second worker owns nothing and a SIGKILL moves no partition. This one is
 started with ``change_partitions = 4`` on a fixed port slot of the session's band
 (slot 8: other own stacks take the first free slot, so they skip it while it
-runs), in ``<test home>/partitioned``. It is started on first use and brought
-down at the end of the session, unless ``ACCT2CRM_KEEP_STACK=1``.
+runs), in ``<test home>/partitioned``, with its workers' tables on ``rocksdb://``.
+It is started on first use and brought down at the end of the session, unless
+``ACCT2CRM_KEEP_STACK=1``.
 
 Also here: the worker group's assignment as Kafka tells it (member id ->
 change-topic partitions), which is how a test sees partitions move.
@@ -31,6 +32,10 @@ from tests.support.own_stack import OwnStack
 
 PARTITIONS = 4
 SLOT = 8
+# the session's stack keeps the default memory:// store; this one runs the workers on
+# rocksdb://, the store for deployments whose workers restart or move partitions, so
+# both stores meet the rebalance, SIGKILL, replay and backfill tests
+STORE = "rocksdb://"
 
 
 @dataclass
@@ -41,7 +46,8 @@ class PartitionedStack:
 
     @property
     def settings(self) -> Settings:
-        return self.own.settings.model_copy(update={"change_partitions": PARTITIONS})
+        return self.own.settings.model_copy(update={"change_partitions": PARTITIONS,
+                                                    "table_store": STORE})
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         """``acct2crm ARGS`` against this stack; its output (a failure fails the test)."""
@@ -96,6 +102,7 @@ def partitioned_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Part
     home = Path(os.environ["ACCT2CRM_HOME"]) / "partitioned"
     # wide enough that the CLI's tables never fold a line
     own = OwnStack(home, extra_env={"ACCT2CRM_CHANGE_PARTITIONS": str(PARTITIONS),
+                                    "ACCT2CRM_TABLE_STORE": STORE,
                                     "COLUMNS": "250"}, slot=SLOT)
     stack = PartitionedStack(own)
     try:
