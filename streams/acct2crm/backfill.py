@@ -37,7 +37,7 @@ from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
-from acct2crm.topic_partitions import commands_partition
+from acct2crm.topic_partitions import commands_partitions
 
 COLUMNS = (
     "id, code, name, tax_code, address, phone, email, contact_name, branch_code, "
@@ -98,7 +98,7 @@ def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPl
 
 def send(settings: Settings, intents: list[SyncIntent], tracker: Tracker | None = None) -> int:
     """The intents as commands, into their tenant's partition, in row order."""
-    partitions = {t: commands_partition(settings, t) for t in {i.tenant for i in intents}}
+    partitions = commands_partitions(settings, {i.tenant for i in intents})
     p = producer(settings)
     codec = command_type()
     for intent in intents:

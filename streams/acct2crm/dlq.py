@@ -44,7 +44,7 @@ from acct2crm.rules.change import Change, Op, Position
 from acct2crm.rules.decide import Outcome, SyncIntent, classify
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
-from acct2crm.topic_partitions import commands_partition
+from acct2crm.topic_partitions import commands_partitions
 
 INSERT_OPS = {"c", "b", "r"}  # a failed insert is decided again as one (R1), else as R2
 
@@ -212,8 +212,8 @@ def _ensure_redriven_topic(settings: Settings) -> None:
 def send(settings: Settings, planned: list[Redrive]) -> list[Redrive]:
     """Send each re-drive (a command, or its result when decided without the CRM); remember it."""
     # every tenant's partition known before anything is sent: an unknown tenant sends nothing
-    partitions = {t: commands_partition(settings, t)
-                  for t in {item.intent.tenant for item in planned if item.intent is not None}}
+    partitions = commands_partitions(
+        settings, {item.intent.tenant for item in planned if item.intent is not None})
     _ensure_redriven_topic(settings)
     p = producer(settings)
     sent = []

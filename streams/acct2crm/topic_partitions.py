@@ -13,6 +13,8 @@ the upgrade stops with what to do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions  # type: ignore[attr-defined]
 
@@ -64,15 +66,23 @@ def tenant_partition(settings: Settings, database: str) -> int:
     return partition_of(database, settings.change_partitions)
 
 
+def commands_partitions(settings: Settings, tenant_ids: Iterable[str]) -> dict[str, int]:
+    """Where commands of these tenants sent from outside the worker (backfill, re-drive)
+    must go: each tenant's partition, behind its other commands and handled by its lane
+    and table partitions; ``ConfigError`` for an unknown tenant (before anything is sent)."""
+    registry = read_registry(settings)
+    found: dict[str, int] = {}
+    for tenant_id in tenant_ids:
+        tenant = registry.get(tenant_id)
+        if tenant is None:
+            raise ConfigError(f"tenant {tenant_id!r} is not in the tenants file "
+                              f"{settings.effective_tenants_file}")
+        found[tenant_id] = tenant_partition(settings, tenant.database)
+    return found
+
+
 def commands_partition(settings: Settings, tenant_id: str) -> int:
-    """Where a command of ``tenant_id`` sent from outside the worker (backfill, re-drive)
-    must go: its tenant's partition, behind that tenant's other commands and handled by
-    the lane and table partitions of that tenant; ``ConfigError`` for an unknown tenant."""
-    tenant = read_registry(settings).get(tenant_id)
-    if tenant is None:
-        raise ConfigError(f"tenant {tenant_id!r} is not in the tenants file "
-                          f"{settings.effective_tenants_file}")
-    return tenant_partition(settings, tenant.database)
+    return commands_partitions(settings, [tenant_id])[tenant_id]
 
 
 def partitions_of(settings: Settings, topic: str) -> int:

@@ -81,16 +81,11 @@ def place_store_writes(table: Any, partitions: TablePartitions | None) -> None:
 
 def _placed_set(store: Any, partitions: TablePartitions | None) -> Callable[[bytes, Any], None]:
     def _set(key: bytes, value: Any) -> None:
-        event = current_event()
-        if event is not None:
-            partition = int(event.message.partition)
-        elif partitions is None:
-            partition = 0
+        if partitions is not None:  # the event's partition, else the key's (or TypeError)
+            partition = partitions(store._decode_key(key))
         else:
-            found = partitions.of_key(str(store._decode_key(key)))
-            if found is None:
-                raise TypeError(f"no partition for table key {key!r} outside of a stream")
-            partition = found
+            event = current_event()
+            partition = 0 if event is None else int(event.message.partition)
         store._key_index[key] = partition
         store._db_for_partition(partition).put(key, value)
 

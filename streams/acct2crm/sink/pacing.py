@@ -153,8 +153,7 @@ class OutageGate:
 
     def up(self) -> None:
         """A call succeeded (or the probe stopped): every waiter goes on."""
-        if not self._up.is_set():
-            self._up.set()
+        self._up.set()
         self._prober = None
 
     def leave(self) -> None:
