@@ -4,7 +4,9 @@ On the running local stack, in one run:
 
 (a) e2e burst drain vs the CRM's raw capacity for the same writes (creates, in
     batches of the worker's ``crm_batch_size`` or single, 8 calls at once)
-    from a plain client, in an account of its own;
+    from a plain client, in an account of its own; and its ceiling here: the
+    same burst committed and captured while no worker runs (the e2e drain
+    cannot beat its own input);
 (b) e2e drain vs Debezium's capture (the burst's last change on the topic);
 (c) the sink (in this process, real HTTP) against a CRM account limited to
     50 calls/s with 20 ms latency, without and with batches (needs the stack
@@ -154,26 +156,61 @@ def _captured_at(settings: Settings, start: int, ids: set[int], timeout_s: float
     return last_ms / 1000
 
 
-def _burst(settings: Settings, n: int) -> tuple[float, float, float]:
-    """Commit ``n`` inserts at once: (seconds to commit, to capture, to drain)."""
+@dataclass
+class Burst:
+    """``n`` inserts committed one transaction each, as accountants' saves arrive."""
+
+    ids: set[int]
+    began: float  # time.monotonic()
+    began_epoch: float
+    changes_start: int
+    results_start: int
+    committed_s: float
+
+    def captured_s(self, settings: Settings) -> float:
+        """Seconds from the first commit to the last insert on the change topic."""
+        return _captured_at(settings, self.changes_start, self.ids, 30) - self.began_epoch
+
+
+def _commit(settings: Settings, n: int) -> Burst:
     tag = run_tag() + secrets.token_hex(2).upper()
     results_start = _results_end(settings)
     changes_start = _topic_end(settings, settings.change_topic)
     began, began_epoch = time.monotonic(), time.time()
+    ids = set()
     with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
-        ids = []
         for i in range(n):
             row = conn.execute(
                 "INSERT INTO accounting.customer (code, name) VALUES (%s, %s) RETURNING id",
                 (f"BR-{tag}-{i:05}", f"Benchmark {i}"),
             ).fetchone()
             assert row is not None
-            ids.append(int(row[0]))
-    committed = time.monotonic() - began
-    wait_for_results(settings, results_start, set(ids), n, timeout_s=120 + n / 10)
-    drained = time.monotonic() - began
-    captured = _captured_at(settings, changes_start, set(ids), 30) - began_epoch
-    return committed, captured, drained
+            ids.add(int(row[0]))
+    return Burst(ids, began, began_epoch, changes_start, results_start, time.monotonic() - began)
+
+
+def _burst(settings: Settings, n: int) -> tuple[float, float, float]:
+    """Commit ``n`` inserts at once: (seconds to commit, to capture, to drain)."""
+    burst = _commit(settings, n)
+    wait_for_results(settings, burst.results_start, burst.ids, n, timeout_s=120 + n / 10)
+    drained = time.monotonic() - burst.began
+    return burst.committed_s, burst.captured_s(settings), drained
+
+
+def _input_alone(settings: Settings, n: int) -> tuple[float, float]:
+    """(seconds to commit, to capture) a burst while no worker runs: the most (a) can
+    reach on this machine, since the e2e drain cannot beat its own input. The worker is
+    started again (as ``up`` leaves it) and drains the burst before this returns."""
+    from devstack import bench_worker_group as group  # noqa: PLC0415
+
+    group.stop_all(settings)
+    try:
+        burst = _commit(settings, n)
+        captured = burst.captured_s(settings)
+    finally:
+        group.start_worker_one(settings)
+    wait_for_results(settings, burst.results_start, burst.ids, n, timeout_s=300 + n / 10)
+    return burst.committed_s, captured
 
 
 def _intents(n: int, tag: str) -> list[SyncIntent]:
@@ -284,6 +321,13 @@ def run(
     if batch > 1:
         out.ratio("(a) e2e drain vs raw CRM single creates", e2e, raw_single, "changes/s", "-")
     out.ratio("(b) e2e drain vs Debezium capture", e2e, burst / captured, "changes/s", "-")
+    alone_committed, alone_captured = _input_alone(settings, burst)
+    out.ratio("(a) ceiling: the burst's input alone, no worker running (commit + Debezium "
+              "capture), vs raw CRM creates", burst / alone_captured, raw, "changes/s", "-")
+    out.lines.append(
+        f"    (that burst committed at {burst / alone_committed:,.0f}/s = "
+        f"{burst / alone_committed / raw:.2f}x raw: the e2e drain cannot beat its input)"
+    )
     if _faults(settings, {}):
         try:
             assert _faults(settings, {"rate_limit_per_s": LIMIT_PER_S, "latency_ms": LATENCY_MS})
