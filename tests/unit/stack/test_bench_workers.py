@@ -8,8 +8,10 @@ import pytest
 
 from acct2crm.settings import Settings
 from acct2crm.topic_partitions import tenant_partition
+from devstack import bench_worker_group, bench_workers
 from devstack.bench_workers import (
     Drain,
+    _warm_stores,
     bench_tenants,
     captured,
     drain_rate,
@@ -98,3 +100,37 @@ def test_a_side_that_never_had_every_tenant_flowing_is_said_not_measured() -> No
     side = [_side(400.0, (3.0,), 2.0, flowing=0.0)]
     never = [Drain(rate=400.0, first_s=1.0, window_s=4.0, cpu_s=(3.0,), load=2.0)]
     assert "not measured" in summary("(e)", [0, 1], side, never, [])[0]
+
+
+def _record_group_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+
+    def members(_s: Settings, n: int) -> float:
+        calls.append(f"members {n}")
+        return 0.0
+
+    def burst(_s: Settings, _t: list[str], n: int) -> float:
+        calls.append(f"burst {n}")
+        return 1.0
+
+    monkeypatch.setattr(bench_worker_group, "stop_all", lambda _s: calls.append("stop"))
+    monkeypatch.setattr(bench_worker_group, "start", lambda _s, n: calls.append(f"start {n}"))
+    monkeypatch.setattr(bench_worker_group, "wait_members", members)
+    monkeypatch.setattr(bench_workers, "burst_rate", burst)
+    return calls
+
+
+def test_rocksdb_stores_are_brought_up_to_date_by_two_workers_then_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _record_group_calls(monkeypatch)
+    settings = Settings(home=tmp_path, change_partitions=4, table_store="rocksdb://")
+    assert _warm_stores(settings, ["a", "b"]) is True
+    assert calls == ["stop", "start 2", "members 2", "burst 5",
+                     "stop", "start 1", "members 1", "burst 5"]
+
+
+def test_memory_stores_get_no_warm_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _record_group_calls(monkeypatch)
+    assert _warm_stores(Settings(home=tmp_path, change_partitions=4), ["a"]) is False
+    assert calls == []
