@@ -49,7 +49,7 @@ class TablePartitions:
             return None
         return self.tenant_partition(head)
 
-    def __call__(self, key: Any) -> int | None:
+    def __call__(self, key: Any) -> int:
         event = current_event()
         if event is not None:
             return int(event.message.partition)
@@ -81,11 +81,13 @@ def place_store_writes(table: Any, partitions: TablePartitions | None) -> None:
 
 def _placed_set(store: Any, partitions: TablePartitions | None) -> Callable[[bytes, Any], None]:
     def _set(key: bytes, value: Any) -> None:
-        if partitions is not None:  # the event's partition, else the key's (or TypeError)
+        event = current_event()
+        if event is not None:
+            partition = int(event.message.partition)
+        elif partitions is not None:  # the key's (or TypeError); decoded only here
             partition = partitions(store._decode_key(key))
         else:
-            event = current_event()
-            partition = 0 if event is None else int(event.message.partition)
+            partition = 0
         store._key_index[key] = partition
         store._db_for_partition(partition).put(key, value)
 
