@@ -20,6 +20,7 @@ from acct2crm.app.table_codecs import (
     register_table_codecs,
 )
 from acct2crm.app.table_partitions import TablePartitions, partition_by_key, place_store_writes
+from acct2crm.app.table_reads import read_once
 from acct2crm.kafka_security import faust_credentials, topic_config
 from acct2crm.settings import Settings
 
@@ -126,6 +127,7 @@ def avro_table(
         placed = TablePartitions(ledger=name == "topic_offsets")
         partition_by_key(table, placed)
     place_store_writes(table, placed)  # on rocksdb:// too (table_partitions.py)
+    read_once(table)
     return table
 
 
