@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from typing import Any
 
 from acct2crm.rules.change import Action, Op, Position
@@ -10,7 +11,7 @@ from acct2crm.rules.decide import SyncIntent
 
 
 def now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return time.time_ns() // 1_000_000  # a fifth of datetime's cost, once per record
 
 
 def position_record(position: Position | None) -> dict[str, Any] | None:

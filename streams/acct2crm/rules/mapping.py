@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from acct2crm.errors import ConfigError
@@ -90,15 +91,20 @@ class FieldMapping:
     rules: tuple[FieldRule, ...]
     change_columns: frozenset[str] | None = None
 
-    @property
+    # read for every change: worked out once per mapping (the mapping is immutable)
+    @cached_property
+    def code_rule(self) -> FieldRule:
+        return next(r for r in self.rules if r.field == CODE_FIELD)
+
+    @cached_property
     def code_column(self) -> str:
         return next(r.column for r in self.rules if r.field == CODE_FIELD and r.column)
 
-    @property
+    @cached_property
     def source_columns(self) -> frozenset[str]:
         return frozenset(r.column for r in self.rules if r.column is not None)
 
-    @property
+    @cached_property
     def create_only(self) -> frozenset[str]:
         return frozenset(r.field for r in self.rules if r.create_only)
 
@@ -119,7 +125,7 @@ class FieldMapping:
         raw = row.get(self.code_column)
         if raw == UNAVAILABLE or not isinstance(raw, str):
             return None
-        return next(r for r in self.rules if r.field == CODE_FIELD).value(row)
+        return self.code_rule.value(row)
 
     def changed(self, before: Row, after: Row) -> bool:
         """Whether a column that counts as a change differs; a TOAST placeholder never does."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from acct2crm.errors import ConfigError
@@ -57,9 +58,14 @@ class SyncScope:
             return False
         if self.branches is not None:
             branch = clean_text(row.get("branch_code"))
-            if branch is None or branch.casefold() not in {b.casefold() for b in self.branches}:
+            if branch is None or branch.casefold() not in self._branch_keys:
                 return False
         return all(condition.holds(row) for condition in self.conditions)
+
+    @cached_property
+    def _branch_keys(self) -> frozenset[str]:
+        """The branches compared without case, built once rather than for every row."""
+        return frozenset(b.casefold() for b in self.branches or ())
 
     def describe(self) -> str:
         branches = "all branches" if self.branches is None else ", ".join(sorted(self.branches))
