@@ -12,8 +12,9 @@ On the running local stack, in one run:
     50 calls/s with 20 ms latency, without and with batches (needs the stack
     started with ``--crm-fault-injection``; says so otherwise);
 (d) the decision stage (decode → classify → command) vs a plain
-    confluent-kafka consume + JSON decode of the same change topic, and the
-    worker's replay of changes it already applied (bench_replay.py);
+    confluent-kafka consume + JSON decode (stdlib ``json``) of the same change
+    topic, each pass twice, alternating, the better of each; and the worker's
+    replay of changes it already applied (bench_replay.py);
 (e) 2 workers vs 1 over 4 tenants (bench_workers.py; needs change_partitions >= 2);
     ``EXTRA_PHASES``: more phases add themselves there and print their own lines;
 (f) tenant B's latency while tenant A's CRM is down vs A healthy (bench_isolation.py).
@@ -296,8 +297,12 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
         if isinstance(decided, SyncIntent):
             avro.encode(command_record(decided, message.offset()))
 
+    # raw, decide, raw, decide; the better pass of each: the first pass over the topic
+    # reads the broker's files cold, which made raw look slower and the ratio better
     raw_rate, n = consume(raw)
     decided_rate, _ = consume(decide)
+    raw_rate = max(raw_rate, consume(raw)[0])
+    decided_rate = max(decided_rate, consume(decide)[0])
     return raw_rate, decided_rate, n
 
 
