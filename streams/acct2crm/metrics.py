@@ -11,6 +11,7 @@ are read when Prometheus scrapes (``app/cockpit_web.py``).
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -85,14 +86,22 @@ CONNECTOR_STATES = ("RUNNING", "PAUSED", "FAILED", "UNASSIGNED", "RESTARTING", "
 WRITES = ("created", "updated")
 
 
+@lru_cache(maxsize=4096)
+def _per_change(metric: Counter, *labels: str) -> Any:
+    """A counter's child for these labels, looked up once: ``labels()`` takes a lock and
+    checks the labels on every call, and these two move for every change (no child is
+    ever removed from them)."""
+    return metric.labels(*labels)
+
+
 def change_consumed(tenant: str) -> None:
-    CHANGES.labels(tenant).inc()
+    _per_change(CHANGES, tenant).inc()
 
 
 def result(record: dict[str, Any]) -> None:
     """A result left: count it, and time commit -> CRM for a write."""
     tenant, action = str(record.get("tenant")), str(record.get("action"))
-    RESULTS.labels(tenant, action).inc()
+    _per_change(RESULTS, tenant, action).inc()
     ts_ms = (record.get("source") or {}).get("ts_ms")
     if action in WRITES and ts_ms:
         COMMIT_TO_CRM.labels(tenant).observe(max(0.0, time.time() - ts_ms / 1000.0))
