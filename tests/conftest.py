@@ -90,6 +90,9 @@ def _isolate_environment() -> None:
     for name in _PORT_FIELDS:
         default = Settings.model_fields[name].default
         os.environ[f"ACCT2CRM_{name.upper()}"] = str(int(default) + PORT_OFFSET)
+    # test stacks start and stop their worker often: a lone worker gets its partitions
+    # at once instead of after Kafka's 3 s wait for more members
+    os.environ["ACCT2CRM_KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] = "0"
     # the worker logs every change as JSON: tests/integration/app/test_worker_logs.py reads them
     os.environ["ACCT2CRM_LOG_FORMAT"] = "json"
     os.environ["ACCT2CRM_LOG_LEVEL"] = "debug"

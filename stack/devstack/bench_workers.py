@@ -172,9 +172,9 @@ def flowing_rate(per_tenant: dict[str, list[int]], settled_ms: int) -> tuple[flo
 def drain_rate(stamps_ms: list[int], settled_ms: int) -> tuple[float, float, float, int]:
     """(changes/s, first-result delay s, window s, results before) of a burst's result
     timestamps, timed from the first result at or after the group settled to the last.
-    Results before it are left out: the broker gives a group's first member every
-    partition at once (no initial rebalance delay on the local stack), so with two
-    workers the first to join drains alone until the other one joins."""
+    Results before it are left out: a worker that joins after the group's first
+    assignment (the broker waits ``kafka_group_initial_rebalance_delay_ms`` for more
+    members, 3 s by default) finds the first one draining alone until it joins."""
     after = sorted(t for t in stamps_ms if t >= settled_ms)
     if len(after) < 2:
         raise ValueError("(e): fewer than two results after the group settled")

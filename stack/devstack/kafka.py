@@ -59,7 +59,7 @@ def server_properties(settings: Settings, paths: StackPaths) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "auto.create.topics.enable": "true",
-        "group.initial.rebalance.delay.ms": "0",
+        "group.initial.rebalance.delay.ms": str(settings.kafka_group_initial_rebalance_delay_ms),
         "num.network.threads": "2",
         "num.io.threads": "2",
         "num.recovery.threads.per.data.dir": "1",

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # Kafka (KRaft, one combined broker+controller) and Kafka Connect
     kafka_port: Port = 59092
     kafka_controller_port: Port = 59093
+    # the local broker's group.initial.rebalance.delay.ms: how long an empty consumer
+    # group waits for more members before its first assignment. Kafka's own default,
+    # so workers started together (`up --workers N`) share the partitions from the
+    # start; 0 gives a lone worker its partitions 3 s sooner and the first of several
+    # every partition until the others join
+    kafka_group_initial_rebalance_delay_ms: NonNegativeInt = 3000
     # TLS/SASL for every Kafka client (kafka_security.py); PLAINTEXT on the local stack
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = (
         "PLAINTEXT"
