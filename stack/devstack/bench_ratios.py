@@ -28,7 +28,7 @@ import gc
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,16 +252,23 @@ async def _sink_against_limit(settings: Settings, n: int, batch: int) -> float:
     return n / (time.monotonic() - began)
 
 
+@contextlib.contextmanager
+def _own_changes(settings: Settings) -> Iterator[tuple[Any, int]]:
+    """A consumer at the start of the stack's own change partition, and that partition's end."""
+    c = consumer(settings, "acct2crm-bench-" + secrets.token_hex(3))
+    try:
+        partition = TopicPartition(settings.change_topic, own_partition(settings), 0)
+        c.assign([partition])
+        yield c, int(c.get_watermark_offsets(partition)[1])
+    finally:
+        c.close()
+
+
 def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
     """(raw consume+decode /s, consume+decision /s, messages) over the change topic."""
 
     def consume(handle: Callable[[Any], None]) -> tuple[float, int]:
-        c = consumer(settings, "acct2crm-bench-" + secrets.token_hex(3))
-        try:
-            partition = own_partition(settings)
-            c.assign([TopicPartition(settings.change_topic, partition, 0)])
-            end = int(c.get_watermark_offsets(TopicPartition(settings.change_topic,
-                                                             partition))[1])
+        with _own_changes(settings) as (c, end):
             stop = min(end, limit)
             n = 0
             began = time.monotonic()
@@ -274,8 +281,6 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
                         handle(message)
                         n += 1
             return n / (time.monotonic() - began), n
-        finally:
-            c.close()
 
     # a topic the tests wrote to holds garbage too: both sides pass over it alike
     def raw(message: Any) -> None:
@@ -310,18 +315,14 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
 def _decision_costs(settings: Settings, limit: int) -> dict[str, float]:
     """Microseconds a change for each step of the decision stage, on messages already read:
     what the decision adds to a raw read, step by step (best of three passes each)."""
-    c = consumer(settings, "acct2crm-bench-" + secrets.token_hex(3))
     messages: list[tuple[Any, Any, Any]] = []
-    try:
-        c.assign([TopicPartition(settings.change_topic, own_partition(settings), 0)])
-        while len(messages) < limit:
+    with _own_changes(settings) as (c, end):
+        while len(messages) < min(end, limit):
             batch = c.consume(500, 2.0)
             if not batch:
                 break
             messages += [(m.key(), m.value(), m.offset()) for m in batch
                          if not m.error() and m.value()]
-    finally:
-        c.close()
 
     def timed(step: Callable[[Any], Any], items: list[Any]) -> tuple[float, list[Any]]:
         best, out = float("inf"), []

@@ -87,10 +87,10 @@ WRITES = ("created", "updated")
 
 
 @lru_cache(maxsize=4096)
-def _per_change(metric: Counter, *labels: str) -> Any:
-    """A counter's child for these labels, looked up once: ``labels()`` takes a lock and
-    checks the labels on every call, and these two move for every change (no child is
-    ever removed from them)."""
+def _per_change(metric: Counter | Histogram, *labels: str) -> Any:
+    """A metric's child for these labels, looked up once: ``labels()`` takes a lock and
+    checks the labels on every call, and the metrics moved for every change or record
+    written use it (no child is ever removed from them)."""
     return metric.labels(*labels)
 
 
@@ -104,7 +104,7 @@ def result(record: dict[str, Any]) -> None:
     _per_change(RESULTS, tenant, action).inc()
     ts_ms = (record.get("source") or {}).get("ts_ms")
     if action in WRITES and ts_ms:
-        COMMIT_TO_CRM.labels(tenant).observe(max(0.0, time.time() - ts_ms / 1000.0))
+        _per_change(COMMIT_TO_CRM, tenant).observe(max(0.0, time.time() - ts_ms / 1000.0))
 
 
 def dead_letter(tenant: str) -> None:
@@ -118,7 +118,7 @@ def crm_call(tenant: str, operation: str, outcome: str, seconds: float) -> None:
 
 def crm_write(tenant: str, operation: str, outcome: str) -> None:
     """One record written (``create`` or ``update``), whether its call carried one or many."""
-    CRM_WRITES.labels(tenant, operation, outcome).inc()
+    _per_change(CRM_WRITES, tenant, operation, outcome).inc()
 
 
 def retry_reason(exc: BaseException) -> str:
