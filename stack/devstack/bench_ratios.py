@@ -11,9 +11,11 @@ On the running local stack, in one run:
 (c) the sink (in this process, real HTTP) against a CRM account limited to
     50 calls/s with 20 ms latency, without and with batches (needs the stack
     started with ``--crm-fault-injection``; says so otherwise);
-(d) the decision stage (decode → classify → command) vs a plain
+(d) the decision stage as ``replay --dry-run`` runs it (decode → classify →
+    outcome or command, against the rows' applied positions) vs a plain
     confluent-kafka consume + JSON decode (stdlib ``json``) of the same change
-    topic, each pass twice, alternating, the better of each; and the worker's
+    topic; beside it, the worker's decision with its command Avro-encoded;
+    each pass twice, alternating, the better of each; and the worker's
     replay of changes it already applied (bench_replay.py);
 (e) 2 workers vs 1 over 4 tenants (bench_workers.py; needs change_partitions >= 2);
     ``EXTRA_PHASES``: more phases add themselves there and print their own lines;
@@ -42,6 +44,7 @@ from acct2crm.errors import DecodeError
 from acct2crm.kafka_io import consumer
 from acct2crm.records.avro import command_type
 from acct2crm.records.convert import command_record
+from acct2crm.replay import Previewer
 from acct2crm.rules.change import Action, Change, Op, Position
 from acct2crm.rules.decide import SyncIntent, classify
 from acct2crm.rules.scope import DEFAULT_SCOPE
@@ -264,8 +267,23 @@ def _own_changes(settings: Settings) -> Iterator[tuple[Any, int]]:
         c.close()
 
 
-def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
-    """(raw consume+decode /s, consume+decision /s, messages) over the change topic."""
+@dataclass(frozen=True)
+class DecisionStage:
+    """(d)'s passes over the same messages of the stack's own change partition, in changes/s."""
+
+    messages: int
+    raw: float  # consume + json.loads
+    dry_run: float  # consume + what `replay --dry-run` decides per message
+    encoded: float  # consume + decode + classify + the command Avro-encoded, as the worker does
+    positions: int  # rows whose applied position the dry run read first
+    positions_s: float  # the time that read took (once per dry run, not per change)
+    outcomes: dict[str, int]  # what the dry run would do, by kind
+
+
+def _decision_stage(settings: Settings, limit: int) -> DecisionStage:
+    """Three readers of the same messages through one consume loop; only the handling
+    of a message differs. Each pass runs twice, alternating, and the better counts: the
+    first pass over the topic reads the broker's files cold."""
 
     def consume(handle: Callable[[Any], None]) -> tuple[float, int]:
         with _own_changes(settings) as (c, end):
@@ -282,16 +300,27 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
                         n += 1
             return n / (time.monotonic() - began), n
 
-    # a topic the tests wrote to holds garbage too: both sides pass over it alike
+    # a topic the tests wrote to holds garbage too: every pass meets it alike
     def raw(message: Any) -> None:
         value = message.value()
         if value:
             with contextlib.suppress(ValueError):
                 json.loads(value)
 
+    began = time.monotonic()
+    previewer = Previewer(settings)
+    positions_s = time.monotonic() - began
+    outcomes: dict[str, int] = {}
+
+    def dry_run(message: Any) -> None:
+        preview = previewer.preview(message.offset(), message.key(), message.value())
+        if preview is not None:
+            kind = preview.would.split(":", 1)[0]
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+
     avro = command_type()
 
-    def decide(message: Any) -> None:
+    def encoded(message: Any) -> None:
         try:
             change = decode_change(message.key(), message.value(), tenant="default",
                                    offset=message.offset())
@@ -303,13 +332,16 @@ def _decision_stage(settings: Settings, limit: int) -> tuple[float, float, int]:
         if isinstance(decided, SyncIntent):
             avro.encode(command_record(decided, message.offset()))
 
-    # raw, decide, raw, decide; the better pass of each: the first pass over the topic
-    # reads the broker's files cold, which made raw look slower and the ratio better
-    raw_rate, n = consume(raw)
-    decided_rate, _ = consume(decide)
-    raw_rate = max(raw_rate, consume(raw)[0])
-    decided_rate = max(decided_rate, consume(decide)[0])
-    return raw_rate, decided_rate, n
+    rates: dict[str, float] = {}
+    n = 0
+    for _ in range(2):
+        for name, handle in (("raw", raw), ("dry_run", dry_run), ("encoded", encoded)):
+            if handle is dry_run:
+                outcomes.clear()
+            rate, n = consume(handle)
+            rates[name] = max(rates.get(name, 0.0), rate)
+    return DecisionStage(n, rates["raw"], rates["dry_run"], rates["encoded"],
+                         len(previewer.positions), positions_s, dict(outcomes))
 
 
 def _decision_costs(settings: Settings, limit: int) -> dict[str, float]:
@@ -401,9 +433,19 @@ def run(
             "(c) NOT MEASURED: the reference CRM runs without fault injection; start the "
             "stack with `acct2crm up --crm-fault-injection` to limit it to 50 calls/s"
         )
-    raw_rate, decided_rate, n = _decision_stage(settings, 200_000)
-    out.ratio(f"(d) decision stage vs raw consume+decode ({n} changes)", decided_rate, raw_rate,
-              "changes/s", ">= 0.5x")
+    stage = _decision_stage(settings, 200_000)
+    raw_rate = stage.raw
+    mix = ", ".join(f"{count:,} {kind}" for kind, count in sorted(stage.outcomes.items()))
+    out.ratio(f"(d) decision stage as `replay --dry-run` runs it (decode -> classify -> "
+              f"outcome or command) vs raw consume+decode ({stage.messages} changes)",
+              stage.dry_run, raw_rate, "changes/s", ">= 0.5x")
+    out.lines.append(
+        f"    (it would do: {mix or 'nothing'}; before reading, the dry run loaded "
+        f"{stage.positions:,} rows' applied positions in {stage.positions_s:.1f}s)"
+    )
+    out.ratio("(d) the worker's decision with the command Avro-encoded (every change an "
+              "insert, no positions) vs raw consume+decode", stage.encoded, raw_rate,
+              "changes/s", "-")
     costs = _decision_costs(settings, 20_000)
     out.lines.append(
         "    (d) per change, in memory, no Kafka: "

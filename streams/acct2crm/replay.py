@@ -192,20 +192,50 @@ def _as_starts(start: int | Starts) -> Starts:
     return {0: start} if isinstance(start, int) else dict(start)
 
 
+class Previewer:
+    """What the worker would decide for one change message, given what it has applied:
+    the decision stage of a dry run (decode, classify) with nothing read or written."""
+
+    def __init__(self, settings: Settings, positions: dict[str, int] | None = None) -> None:
+        registry = read_registry(settings)  # every tenant's changes share the topic
+        self._tenant = settings.tenant
+        self._scopes = {t.id: read_scope(t.scope_file) for t in registry}
+        self._mapping = read_mapping(settings.effective_mapping_file)
+        self._by_database: dict[str, str] = {}
+        for tenant in registry:  # the first tenant naming a database wins, as in the registry
+            self._by_database.setdefault(tenant.database, tenant.id)
+        self.positions = applied_positions(settings) if positions is None else positions
+
+    def _tenant_of(self, database: str) -> str | None:
+        return self._by_database.get(database)
+
+    def preview(self, offset: int, key: bytes | None, value: bytes | None,
+                partition: int = 0) -> Preview | None:
+        """``None`` for a message with nothing to decide (a tombstone, a heartbeat)."""
+        try:
+            change = decode_change(key, value, tenant=self._tenant, offset=offset,
+                                   tenant_of=self._tenant_of)
+        except DecodeError as exc:
+            return Preview(offset, "?", None, f"failed: {exc}", partition)
+        if change is None:
+            return None
+        row = change.accounting_id
+        lsn = None if row is None else self.positions.get(row_key(change.tenant, row))
+        decided = classify(
+            change, self._scopes[change.tenant], Position(lsn) if lsn is not None else None,
+            mapping=self._mapping,
+        )
+        would = (f"{decided.action}: {decided.reason}" if isinstance(decided, Outcome)
+                 else "sent to the CRM sink (R1/R2)")
+        return Preview(offset, change.op.value, decided.code, would, partition)
+
+
 def dry_run(
     settings: Settings, start: int | Starts, tracker: Tracker | None = None
 ) -> Iterator[Preview]:
     """What re-reading from ``start`` (partition 0's offset, or each partition's) would do,
     partition by partition; nothing is moved."""
-    registry = read_registry(settings)  # every tenant's changes share the topic
-    scopes = {t.id: read_scope(t.scope_file) for t in registry}
-    mapping = read_mapping(settings.effective_mapping_file)
-
-    def tenant_of(database: str) -> str | None:
-        found = registry.by_database(database)
-        return found.id if found is not None else None
-
-    positions = applied_positions(settings)
+    previewer = Previewer(settings)
     read_before = 0  # offsets read in the partitions already done
     for partition, first in sorted(_as_starts(start).items()):
         last = first - 1
@@ -214,23 +244,9 @@ def dry_run(
             last = offset
             if tracker is not None:
                 tracker.update(completed=read_before + offset + 1 - first)
-            try:
-                change = decode_change(key, value, tenant=settings.tenant, offset=offset,
-                                       tenant_of=tenant_of)
-            except DecodeError as exc:
-                yield Preview(offset, "?", None, f"failed: {exc}", partition)
-                continue
-            if change is None:
-                continue
-            row = change.accounting_id
-            lsn = None if row is None else positions.get(row_key(change.tenant, row))
-            decided = classify(
-                change, scopes[change.tenant], Position(lsn) if lsn is not None else None,
-                mapping=mapping,
-            )
-            would = (f"{decided.action}: {decided.reason}" if isinstance(decided, Outcome)
-                     else "sent to the CRM sink (R1/R2)")
-            yield Preview(offset, change.op.value, decided.code, would, partition)
+            preview = previewer.preview(offset, key, value, partition)
+            if preview is not None:
+                yield preview
         read_before += last + 1 - first
 
 

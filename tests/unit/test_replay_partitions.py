@@ -140,3 +140,31 @@ def test_dry_run_reads_every_partition_from_its_start(
     assert previews == []
     assert read == [(0, 3), (2, 7)]
     assert seen.completed == [1, 2, 3, 4]
+
+
+def _envelope(op: str, after: Any, lsn: int) -> bytes:
+    source = {"lsn": lsn, "txId": 1, "ts_ms": 1, "db": Settings().pg_database}
+    return json.dumps({"op": op, "before": None, "after": after, "source": source}).encode()
+
+
+def test_previewer_decides_each_message_against_the_rows_applied_positions(
+    tmp_path: Any,
+) -> None:
+    from acct2crm.model.keys import row_key
+    from tests.support.changes import row
+
+    previewer = replay.Previewer(Settings(home=tmp_path), {row_key("default", 1): 20})
+    seen = [
+        previewer.preview(0, b'{"id": 1}', _envelope("c", row(1), 20)),  # applied already
+        previewer.preview(1, b'{"id": 1}', _envelope("u", row(1), 21)),  # after it
+        previewer.preview(2, b'{"id": 2}', _envelope("c", row(2, code="KH002"), 5)),  # new row
+        previewer.preview(3, b'{"id": 2}', b"\xffnot json"),
+        previewer.preview(4, b'{"id": 2}', None),  # a tombstone: nothing to decide
+    ]
+    assert [(p.offset, p.op, p.code, p.would.split(":")[0]) if p else None for p in seen] == [
+        (0, "c", "KH001", "unchanged"),
+        (1, "u", "KH001", "sent to the CRM sink (R1/R2)"),
+        (2, "c", "KH002", "sent to the CRM sink (R1/R2)"),
+        (3, "?", None, "failed"),
+        None,
+    ]
