@@ -37,12 +37,18 @@ def consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
     )
 
 
+# Reading a large table's changelog back is bound by the fetches: 1.09M positions in
+# 4 partitions took 10 s with librdkafka's 1 MiB a partition per fetch, 6.4 s with
+# 10 MiB (measured on the bench stack; the change topic read as fast either way)
+_FETCH_BYTES = 10 * 1024 * 1024
+
+
 def read_range(
     settings: Settings, topic: str, start: int, end: int | None = None, timeout_s: float = 5.0,
     *, partition: int = 0,
 ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
     """(offset, key, value) of one partition from ``start`` up to the current end."""
-    c = consumer(settings, "acct2crm-cli-reader")
+    c = consumer(settings, "acct2crm-cli-reader", **{"max.partition.fetch.bytes": _FETCH_BYTES})
     try:
         tp = TopicPartition(topic, partition)
         low, high = c.get_watermark_offsets(tp, timeout=timeout_s)
