@@ -11,7 +11,10 @@ missing messages are read from Kafka directly and handled first, in order.
 A gap is read back completely or retried (with backoff, shown on the status
 page) - never passed over. Only offsets below the log start (deleted by
 retention) are passed, and never quietly: each such range is reported
-(a failed result naming it, and the status page).
+(a failed result naming it, and the status page). Each range read back is
+also reported to the consumer (``passed``): offsets it never handed to an
+agent would otherwise hold its commits back until the next restart
+(consumer_gaps.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ RangeReader = Callable[[str, int, int, int], Awaitable[RangeRead]]
 # (topic, partition) -> the earliest offset still on the topic (the low watermark)
 EarliestOffset = Callable[[str, int], Awaitable[int]]
 LostReport = Callable[[LostRange], Awaitable[None]]
+# (topic, partition, first offset, end offset exclusive): a range handled outside the consumer
+Passed = Callable[[str, int, int, int], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[Any]]
 
 
@@ -68,6 +73,10 @@ async def _log_only(lost: LostRange) -> None:
     log.error("%s", lost.describe())
 
 
+async def _nobody(_topic: str, _partition: int, _start: int, _end: int) -> None:
+    return None
+
+
 class OffsetLedger:
     def __init__(
         self,
@@ -76,6 +85,7 @@ class OffsetLedger:
         earliest: EarliestOffset,
         *,
         report_lost: LostReport = _log_only,
+        passed: Passed = _nobody,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         window: OffsetWindow | None = None,
@@ -87,6 +97,7 @@ class OffsetLedger:
         self._read_range = read_range
         self._earliest = earliest
         self._report_lost = report_lost
+        self._passed = passed
         self._retry = retry or RetryPolicy(0.5, 30.0)
         self._sleep = sleep
         self.state = WaitState()  # a gap not read back yet, for the status page
@@ -196,6 +207,11 @@ class OffsetLedger:
             self.state.waiting(f"offsets {nxt}..{end - 1} of {topic} not read back yet")
             await self._sleep(self._retry.delay(attempt, None))
         self.state.clear()
+        try:
+            await self._passed(topic, partition, start, end)
+        except Exception:  # the consumer's bookkeeping only: the range is read all the same
+            log.exception("could not tell the consumer offsets %s..%s of %s were read back",
+                          start, end - 1, topic)
         return found
 
     async def _lost(self, gone: LostRange) -> None:

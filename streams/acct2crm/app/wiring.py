@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from acct2crm.app.catch_up import CatchUp
 from acct2crm.app.co_partition import co_partitioned
 from acct2crm.app.command_order import CommandOrder
+from acct2crm.app.consumer_gaps import consumer_passes
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.direct_send import direct_producer
 from acct2crm.app.kafka_reader import RangeReader
@@ -107,6 +108,7 @@ def build_wiring(settings: Settings, topology: Topology) -> Wiring:
         report_lost=_lost_reporter(
             _outputs(settings, topology, ledger_delivery, counts), ledger_delivery
         ),
+        passed=consumer_passes(topology.app),
     )
     wait_state = WaitState(settings.tenant)
     pause = PauseGate(pause_path(settings))
