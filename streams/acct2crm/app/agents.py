@@ -25,6 +25,7 @@ from acct2crm.app.command_lanes import (
     tenant_appliers,
     tenant_wait_reason,
 )
+from acct2crm.app.consumer_gaps import CommitHoles, register_commit_holes
 from acct2crm.app.event_context import write_as
 from acct2crm.app.steps import ChangeStep, CommandStep
 from acct2crm.app.topology import Topology
@@ -83,6 +84,7 @@ def register_agents(settings: Settings, topology: Topology, wiring: Wiring) -> N
                 settings.change_topic: settings.change_batch_size},
     )
     register_catch_up(app, wiring.catch_up, settings.tenant)
+    register_commit_holes(app, CommitHoles(app, wiring.ledger.done_through, topics))
 
     @app.agent(topology.change_topic, name="route_changes")
     async def route_changes(stream: StreamT[bytes]) -> None:

@@ -163,6 +163,10 @@ class OffsetLedger:
         last = _offset(self._table.get(ledger_key(topic, partition)))
         return last + 1 if last is not None else await self._first_offset(topic, partition)
 
+    def done_through(self, topic: str, partition: int) -> int | None:
+        """The last offset handled on this partition, every one before it too."""
+        return _offset(self._table.get(ledger_key(topic, partition)))
+
     async def read_back(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
         """Offsets [start, end) read from Kafka, as a gap is (catch_up.py, on an idle worker)."""
         return await self._read_gap(topic, partition, start, end)

@@ -91,3 +91,73 @@ def test_a_partition_given_away_meanwhile_gets_nothing_added(tmp_path: Path) -> 
         return consumer._gap.get(PART)
 
     assert not asyncio.run(run())
+
+
+def _stalled(app: Any, topic: str = TOPIC) -> Any:
+    """Committed at 100; acks lost for 100..299; 300..310 acked since."""
+    consumer = app.consumer
+    tp = TP(topic, 0)
+    consumer.assignment = lambda: {tp}
+    consumer._committed_offset[tp] = 100
+    consumer._acked[tp] = list(range(300, 311))
+    return consumer
+
+
+def test_a_hole_that_stays_is_passed_up_to_what_the_ledger_handled(tmp_path: Path) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> list[Any]:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _stalled(app)
+        done = {TOPIC: 250}
+        holes = CommitHoles(app, lambda topic, _p: done.get(topic), [TOPIC])
+        seen = [consumer._new_offset(PART)]  # Faust alone: stalled
+        await holes.check()  # first sight: an ack may still be on its way
+        seen.append(holes.passed)
+        await holes.check()  # still there: passed, as far as the ledger vouches
+        seen += [holes.passed, consumer._new_offset(PART)]
+        consumer._committed_offset[PART] = seen[-1]  # as Faust's commit does
+        done[TOPIC] = 320
+        await holes.check()  # a new hole (251..299): first sight
+        await holes.check()
+        seen += [holes.passed, consumer._new_offset(PART)]
+        return seen
+
+    # Faust counts its last commit (100, then 251) as done: each pass starts one past it
+    assert asyncio.run(run()) == [None, 0, 150, 251, 198, 311]
+
+
+def test_a_hole_that_closes_or_that_the_ledger_does_not_vouch_for_is_left(
+    tmp_path: Path,
+) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> list[int]:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _stalled(app)
+        nothing = CommitHoles(app, lambda _t, _p: None, [TOPIC])  # no ledger record yet
+        behind = CommitHoles(app, lambda _t, _p: 90, [TOPIC])  # ledger behind the commit
+        other = CommitHoles(app, lambda _t, _p: 400, ["commands"])  # not its topic
+        closing = CommitHoles(app, lambda _t, _p: 400, [TOPIC])
+        for holes in (nothing, behind, other, closing):
+            await holes.check()
+        consumer._acked[PART] = list(range(101, 311))  # the acks arrived after all
+        for holes in (nothing, behind, other, closing):
+            await holes.check()
+        return [h.passed for h in (nothing, behind, other, closing)]
+
+    assert asyncio.run(run()) == [0, 0, 0, 0]
+
+
+def test_when_the_worker_stops_a_hole_is_passed_before_the_last_commit(tmp_path: Path) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles, register_commit_holes
+
+    async def run() -> tuple[int, Any]:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _stalled(app)
+        holes = CommitHoles(app, lambda _t, _p: 400, [TOPIC])
+        register_commit_holes(app, holes)
+        await app.on_before_shutdown.send()  # as App.on_stop sends it, fetcher stopped
+        return holes.passed, consumer._new_offset(PART)
+
+    assert asyncio.run(run()) == (199, 311)  # 101..299, then the acked 300..310
