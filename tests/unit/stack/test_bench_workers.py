@@ -134,3 +134,15 @@ def test_memory_stores_get_no_warm_start(tmp_path: Path, monkeypatch: pytest.Mon
     calls = _record_group_calls(monkeypatch)
     assert _warm_stores(Settings(home=tmp_path, change_partitions=4), ["a"]) is False
     assert calls == []
+
+
+def test_before_a_round_with_two_the_second_worker_catches_up_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devstack import workers
+
+    calls = _record_group_calls(monkeypatch)
+    monkeypatch.setattr(workers, "start_extra", lambda _s, i: calls.append(f"start worker {i}"))
+    bench_workers._second_catches_up(Settings(home=tmp_path, change_partitions=4), ["a"])
+    # alone (worker 1 stopped), so every partition is its own while it restores
+    assert calls == ["stop", "start worker 2", "members 1", "burst 1"]
