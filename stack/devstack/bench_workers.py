@@ -14,7 +14,9 @@ with them to the last result (each result's Kafka timestamp). The group's
 settling and the first result's delay (tables restored on the new owners)
 are printed apart, with each worker's CPU seconds over the drain and the
 machine's load average, so a reader sees whether the workers had CPU to
-spare. Rounds 1-2-1-2 interleaved, medians compared. After each side the
+spare. Rounds 1-2-1-2 interleaved, medians compared. On ``rocksdb://``,
+worker 2 runs alone once before each round with two (untimed), so its store
+is current on whichever partitions it is given (``_second_catches_up``). After each side the
 old end-to-end figure (commit -> last result, workers running and settled)
 is taken too, as a second line. The phase leaves worker 1 running, as
 ``up`` left it.
