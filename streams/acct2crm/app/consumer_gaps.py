@@ -20,7 +20,7 @@ was handled; this only lets the consumer's commit follow it.
 
 Faust also loses acks it was given. Right after a rewind, the acks of the
 first 100-450 offsets handled never reached its list, though the agent
-handled them and nothing was read back: in 3 of 9 replays of 20,000 changes
+handled them and nothing was read back: in 3 of 13 replays of 20,000 changes
 on the bench stack its commit stood ~19,500 offsets behind the ledger, up
 to and after the worker's stop, and the next start read them all again. So
 a watcher (``CommitHoles``) looks at each partition's commit every second:
