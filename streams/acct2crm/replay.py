@@ -197,17 +197,15 @@ class Previewer:
     the decision stage of a dry run (decode, classify) with nothing read or written."""
 
     def __init__(self, settings: Settings, positions: dict[str, int] | None = None) -> None:
-        registry = read_registry(settings)  # every tenant's changes share the topic
+        self._registry = read_registry(settings)  # every tenant's changes share the topic
         self._tenant = settings.tenant
-        self._scopes = {t.id: read_scope(t.scope_file) for t in registry}
+        self._scopes = {t.id: read_scope(t.scope_file) for t in self._registry}
         self._mapping = read_mapping(settings.effective_mapping_file)
-        self._by_database: dict[str, str] = {}
-        for tenant in registry:  # the first tenant naming a database wins, as in the registry
-            self._by_database.setdefault(tenant.database, tenant.id)
         self.positions = applied_positions(settings) if positions is None else positions
 
     def _tenant_of(self, database: str) -> str | None:
-        return self._by_database.get(database)
+        found = self._registry.by_database(database)
+        return found.id if found is not None else None
 
     def preview(self, offset: int, key: bytes | None, value: bytes | None,
                 partition: int = 0) -> Preview | None:
