@@ -14,7 +14,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from acct2crm.errors import CrmMisconfigured, CrmRetryable
 
@@ -81,6 +81,9 @@ CONNECTOR_STATE = Gauge(
     "Kafka Connect's state of the connector and its tasks: 1 on the current state.",
     ["connector", "task", "state"], registry=REGISTRY,
 )
+WORKER = Info(
+    "acct2crm_worker", "How this worker process runs (its event loop).", registry=REGISTRY
+)
 CONNECTOR_STATES = ("RUNNING", "PAUSED", "FAILED", "UNASSIGNED", "RESTARTING", "STOPPED",
                     "MISSING", "UNREACHABLE")
 WRITES = ("created", "updated")
@@ -92,6 +95,10 @@ def _per_change(metric: Counter | Histogram, *labels: str) -> Any:
     checks the labels on every call, and the metrics moved for every change or record
     written use it (no child is ever removed from them)."""
     return metric.labels(*labels)
+
+
+def worker_info(*, event_loop: str) -> None:
+    WORKER.info({"event_loop": event_loop})
 
 
 def change_consumed(tenant: str) -> None:

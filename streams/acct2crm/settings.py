@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     # a table restore (after a partition moved) that stays still this long restarts the
     # worker (app/recovery_watch.py); 0 = never
     recovery_stall_s: NonNegativeFloat = 30.0
+    # the worker's event loop: auto = uvloop where installed (faster), else asyncio's own
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     # the worker's logs: "text" or "json" (one object a line); level debug logs every change
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -7,10 +7,14 @@ decided and applied in commit order (docs/design.md, "Order across rows").
 
 from __future__ import annotations
 
+import logging
+
 import faust
 
+from acct2crm import metrics
 from acct2crm.app.agents import register_agents
 from acct2crm.app.cockpit_web import register_cockpit
+from acct2crm.app.event_loop import install_event_loop
 from acct2crm.app.recovery_watch import register_recovery_watch
 from acct2crm.app.result_indexer import register_result_indexer
 from acct2crm.app.topology import build_topology
@@ -20,6 +24,8 @@ from acct2crm.errors import ConfigError
 from acct2crm.kafka_check import CONFIG_KINDS, check_kafka
 from acct2crm.log_format import logging_config
 from acct2crm.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -42,8 +48,11 @@ def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     problem = check_kafka(settings)
     if problem is not None and problem.kind in CONFIG_KINDS:
         raise ConfigError(problem.message)
+    loop = install_event_loop(settings.event_loop)  # before anything asks for a loop
+    metrics.worker_info(event_loop=loop)
     app = build_app(settings)
     level = loglevel or settings.log_level
     worker = faust.Worker(app, loglevel=level, quiet=True,
                           logging_config=logging_config(settings.log_format, level))
+    log.info("event loop: %s (setting event_loop = %s)", loop, settings.event_loop)
     worker.execute_from_commandline()
