@@ -1,16 +1,14 @@
 """``acct2crm bench --ratios``: the worker on another event loop, side by side.
 
-The worker's loop is a setting (``event_loop``); a worker the bench starts
-inherits the bench's environment, so setting the variable around a restart
-runs the next worker on that loop. Each figure says which loop its worker
-reported on its metrics page, so a restart that did not take is seen.
+The worker's loop is a setting (``event_loop``). The local stack starts a
+worker with the settings it is handed, as environment variables, so a worker
+(re)started with ``on_loop``'s copy runs on that loop, and the next start
+with the bench's own settings is back on the configured one. Each figure
+says which loop its worker reported on its metrics page, so a restart that
+did not take is seen.
 """
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from acct2crm.commands.common import with_worker_stopped
 from acct2crm.settings import Settings
 
-LOOP_VARIABLE = "ACCT2CRM_EVENT_LOOP"
+
+def on_loop(settings: Settings, loop: str) -> Settings:
+    """The same settings, for a worker on ``loop``."""
+    return settings.model_copy(update={"event_loop": loop})
 
 
 def worker_loop(settings: Settings) -> str | None:
@@ -34,20 +35,7 @@ def worker_loop(settings: Settings) -> str | None:
     return None
 
 
-@contextmanager
-def next_start_on(loop: str) -> Iterator[None]:
-    """Workers started inside run on ``loop``; the variable is put back after."""
-    before = os.environ.get(LOOP_VARIABLE)
-    os.environ[LOOP_VARIABLE] = loop
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(LOOP_VARIABLE, None)
-        else:
-            os.environ[LOOP_VARIABLE] = before
-
-
 def restart_worker(settings: Settings) -> None:
+    """Stop the local stack's worker and start it again with ``settings``."""
     if not with_worker_stopped(settings, lambda: None):
         raise RuntimeError("no local worker to restart on another event loop")

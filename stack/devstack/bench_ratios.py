@@ -53,7 +53,7 @@ from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.engine import SinkEngine
 from acct2crm.sink.pacing import RateLimiter, RetryPolicy
 from acct2crm.topic_partitions import tenant_partition
-from devstack.bench_loop import next_start_on, restart_worker, worker_loop
+from devstack.bench_loop import on_loop, restart_worker, worker_loop
 from devstack.bench_replay import replay_rate
 from devstack.demo import _results_end, run_tag, wait_for_results
 
@@ -394,18 +394,17 @@ def _decision_costs(settings: Settings, limit: int) -> dict[str, float]:
 def _drain_on_asyncio(settings: Settings, burst: int) -> tuple[float, str | None]:
     """The e2e drain of a burst with the worker restarted on asyncio's own loop (changes/s,
     the loop it reported); the next start of the worker is on the configured loop again."""
-    with next_start_on("asyncio"):
-        restart_worker(settings)
-        _burst(settings, 1)  # a worker just started restores its tables first: not timed
-        drained = _burst(settings, burst)[2]
-        return burst / drained, worker_loop(settings)
+    standard = on_loop(settings, "asyncio")
+    restart_worker(standard)
+    _burst(standard, 1)  # a worker just started restores its tables first: not timed
+    drained = _burst(standard, burst)[2]
+    return burst / drained, worker_loop(standard)
 
 
 def _replays(settings: Settings, replay: int, raw_rate: float) -> list[str]:
     """(d)'s replay that writes nothing, on asyncio's own loop, then on the configured one."""
-    with next_start_on("asyncio"):  # replay_rate restarts the worker
-        standard = replay_rate(settings, replay)
-        standard_loop = worker_loop(settings) or "an unreported"
+    standard = replay_rate(on_loop(settings, "asyncio"), replay)  # it restarts the worker
+    standard_loop = worker_loop(settings) or "an unreported"
     replayed = replay_rate(settings, replay)  # the worker restarted on the configured loop
     loop = worker_loop(settings) or "an unreported"
     gain = replayed.rate / standard.rate if standard.rate else 0.0

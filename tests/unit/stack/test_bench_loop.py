@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
@@ -10,20 +9,16 @@ import pytest
 
 from acct2crm import metrics
 from acct2crm.settings import Settings
-from devstack.bench_loop import LOOP_VARIABLE, next_start_on, worker_loop
+from devstack.bench_loop import on_loop, worker_loop
+from devstack.python_services import settings_env
 
 
-def test_next_start_on_sets_the_variable_and_puts_it_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(LOOP_VARIABLE, raising=False)
-    with next_start_on("asyncio"):
-        assert os.environ[LOOP_VARIABLE] == "asyncio"
-    assert LOOP_VARIABLE not in os.environ
-    monkeypatch.setenv(LOOP_VARIABLE, "uvloop")
-    with pytest.raises(RuntimeError), next_start_on("asyncio"):
-        raise RuntimeError("a failed measurement")
-    assert os.environ[LOOP_VARIABLE] == "uvloop"
+def test_a_worker_started_with_on_loop_gets_that_loop() -> None:
+    settings = Settings(worker_port=51234)
+    standard = on_loop(settings, "asyncio")
+    assert settings_env(standard)["ACCT2CRM_EVENT_LOOP"] == "asyncio"  # what the stack passes
+    assert settings_env(settings)["ACCT2CRM_EVENT_LOOP"] == "auto"  # the bench's own: untouched
+    assert standard.worker_port == 51234
 
 
 def test_worker_loop_reads_what_the_worker_exposes(monkeypatch: pytest.MonkeyPatch) -> None:
