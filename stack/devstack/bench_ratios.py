@@ -489,6 +489,15 @@ def run(
     # phases (e) tenants and workers, (f) tenant lanes
     from devstack import bench_isolation, bench_workers  # noqa: PLC0415
 
-    for phase in [bench_workers.phase, bench_isolation.phase, *EXTRA_PHASES]:
+    plain = on_loop(settings, "asyncio")  # (e) on asyncio first: its end leaves worker 1 so
+    on_asyncio = bench_workers.phase(plain, end_to_end=False)
+    plain_loop = worker_loop(plain) or "an unreported"
+    out.lines.extend(bench_workers.phase(settings))  # and this one leaves it as configured
+    out.lines.extend(
+        f"    the same just before, workers on {plain_loop} loop (event_loop = asyncio): "
+        + line.removeprefix("(e) 2 workers vs 1 over 4 tenants, ")
+        for line in on_asyncio if "every tenant flowing" in line or "worker CPU" in line
+    )
+    for phase in [bench_isolation.phase, *EXTRA_PHASES]:
         out.lines.extend(phase(settings))
     return out.lines
