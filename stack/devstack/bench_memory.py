@@ -22,6 +22,7 @@ from typing import Any
 
 from faust import streams
 
+from acct2crm.app.event_loop import install_event_loop
 from acct2crm.app.topology import build_topology
 from acct2crm.model.crm import CrmRecord
 from acct2crm.settings import Settings
@@ -45,6 +46,7 @@ class _Event:
 
 def fill(n: int, home: Path) -> list[str]:
     settings = Settings(home=home, table_store="rocksdb://")
+    loop = install_event_loop(settings.event_loop)  # as the worker does, before the app
     topology = build_topology(settings)
     before = rss_mb()
     table: Any = topology.code_to_customer
@@ -61,7 +63,8 @@ def fill(n: int, home: Path) -> list[str]:
     assert all(cache.get(key) is not None for key in sample), "a code read back wrong"
     return [
         f"worker tables on rocksdb:// with {n:,} CRM codes: RSS {rss_mb():.0f} MB "
-        f"(app built: {before:.0f} MB; written in {wrote:.0f}s; store {type(store).__module__}) "
+        f"(app built: {before:.0f} MB; written in {wrote:.0f}s; store {type(store).__module__}; "
+        f"event loop {loop}) "
         "(target <= 400 MB)"
     ]
 
