@@ -489,10 +489,12 @@ def run(
     # phases (e) tenants and workers, (f) tenant lanes
     from devstack import bench_isolation, bench_workers  # noqa: PLC0415
 
-    plain = on_loop(settings, "asyncio")  # (e) on asyncio first: its end leaves worker 1 so
+    # (e) on asyncio first: a phase leaves worker 1 running with the settings it was
+    # handed, so the configured phase after it leaves worker 1 as configured for (f)
+    plain = on_loop(settings, "asyncio")
     on_asyncio = bench_workers.phase(plain, end_to_end=False)
     plain_loop = worker_loop(plain) or "an unreported"
-    out.lines.extend(bench_workers.phase(settings))  # and this one leaves it as configured
+    out.lines.extend(bench_workers.phase(settings))
     out.lines.extend(
         f"    the same just before, workers on {plain_loop} loop (event_loop = asyncio): "
         + line.removeprefix("(e) 2 workers vs 1 over 4 tenants, ")

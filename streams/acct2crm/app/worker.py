@@ -51,8 +51,12 @@ def run_worker(settings: Settings, loglevel: str | None = None) -> None:
     loop = install_event_loop(settings.event_loop)  # before anything asks for a loop
     metrics.worker_info(event_loop=loop)
     app = build_app(settings)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def say_loop() -> None:  # at start, once the worker's logging is set up
+        log.info("event loop: %s (setting event_loop = %s)", loop, settings.event_loop)
+
     level = loglevel or settings.log_level
     worker = faust.Worker(app, loglevel=level, quiet=True,
                           logging_config=logging_config(settings.log_format, level))
-    log.info("event loop: %s (setting event_loop = %s)", loop, settings.event_loop)
     worker.execute_from_commandline()

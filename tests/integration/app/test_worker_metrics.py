@@ -74,6 +74,8 @@ def test_metrics_follow_the_sync(stack_settings: Settings) -> None:
     assert grew("acct2crm_commit_to_crm_seconds_count", **t) >= 2
     assert value(after, "acct2crm_seed_done", **t) == 1
     assert value(after, "acct2crm_worker_info", event_loop="uvloop") == 1  # the default: auto
+    started = (stack_settings.home / "logs" / "worker.log").read_text(errors="replace")
+    assert "event loop: uvloop (setting event_loop = auto)" in started
     assert value(after, "acct2crm_waiting_for_crm", **t) == 0
     for topic in (stack_settings.change_topic, stack_settings.commands_topic):
         assert ("acct2crm_lag", frozenset({**t, "topic": topic, "partition": "0"}.items())) in after
