@@ -98,7 +98,7 @@ class CommitHoles:
             await consumer._add_gap(tp, committed + 1, end)
             self.passed += end - committed
             log.info("offsets %s..%s of %s held the consumer's commit back, unacked by it "
-                        "though handled: passed", committed + 1, end, tuple(tp))
+                     "though handled: passed", committed + 1, end, tuple(tp))
         self._seen = holes
 
 

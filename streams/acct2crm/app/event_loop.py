@@ -35,17 +35,11 @@ def install_event_loop(choice: LoopChoice) -> Loop:
     ``auto`` takes uvloop where it is installed; asking for ``uvloop`` where it
     is not is a configuration error, never a silent fall-back.
     """
-    if choice == "asyncio":
-        asyncio.set_event_loop_policy(None)  # the standard policy
-        return "asyncio"
-    policy = _uvloop_policy()
-    if policy is None:
-        if choice == "uvloop":
-            raise ConfigError(
-                "event_loop = uvloop, but uvloop is not installed "
-                "(pip install uvloop, or set event_loop to auto or asyncio)"
-            )
-        asyncio.set_event_loop_policy(None)
-        return "asyncio"
-    asyncio.set_event_loop_policy(policy)
-    return "uvloop"
+    policy = None if choice == "asyncio" else _uvloop_policy()
+    if policy is None and choice == "uvloop":
+        raise ConfigError(
+            "event_loop = uvloop, but uvloop is not installed "
+            "(pip install uvloop, or set event_loop to auto or asyncio)"
+        )
+    asyncio.set_event_loop_policy(policy)  # None: asyncio's own
+    return "asyncio" if policy is None else "uvloop"
