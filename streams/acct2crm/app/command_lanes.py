@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT
 
+from acct2crm.app.command_read import command_of, read_command
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.event_context import write_as
 from acct2crm.app.lanes import Apply, Gate, Paused, Reason, TenantLanes
@@ -19,7 +20,6 @@ from acct2crm.app.ledger import OffsetLedger
 from acct2crm.app.offset_window import TP, OffsetWindow
 from acct2crm.app.pipeline import CommandApplier
 from acct2crm.model.message import Message
-from acct2crm.records.avro import command_type
 
 if TYPE_CHECKING:
     from acct2crm.app.tenant_sinks import TenantSinks
@@ -32,8 +32,7 @@ UNREADABLE = ""  # the lane of commands whose tenant cannot be read (they become
 def tenant_of_command(message: Message) -> str:
     """The tenant a command belongs to, read from the record itself."""
     try:
-        record = command_type().decode(message.value or b"")
-        return str(record["tenant"])
+        return str(command_of(message)["tenant"])
     except Exception:
         return UNREADABLE
 
@@ -120,8 +119,12 @@ def build_lanes(
     """Lanes sharing the ledger's window, so the ledger knows what is out with them."""
     window = ledger.window if ledger.window is not None else OffsetWindow()
     ledger.window = window
+
+    async def read_back(topic: str, partition: int, start: int, end: int) -> list[Message]:
+        return [read_command(m) for m in await ledger.read_back(topic, partition, start, end)]
+
     return TenantLanes(
-        applier_for, tenant_of_command, window, ledger.record, ledger.read_back,
+        applier_for, tenant_of_command, window, ledger.record, read_back,
         batch_size=batch_size, max_held=max_held, enter=events.enter, gate=gate,
         paused=paused, reason=reason,
         done_mark=ledger.tenant_done, record_mark=ledger.record_tenant,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from acct2crm import metrics
 from acct2crm.app.activity import ACTIVITY
 from acct2crm.app.co_partition import CHANGE_PARTITION
+from acct2crm.app.command_read import command_of
 from acct2crm.debezium import TenantOf, decode_change
 from acct2crm.errors import DecodeError
 from acct2crm.log_format import change_logged
@@ -221,7 +222,7 @@ class CommandApplier:
         origin: list[tuple[Message, int | None]] = []
         for message in messages:
             try:
-                record = command_type().decode(message.value or b"")
+                record = command_of(message)  # read once on the way to its lane
                 intents.append(intent_from_command(record))
                 origin.append((message, record.get("change_offset")))
             except Exception as exc:  # any unreadable command is a failed result, never a raise

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from acct2crm.app.catch_up import MAX_READ, PartitionGate
+from acct2crm.app.command_read import read_command
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.lanes import TenantLanes
 from acct2crm.app.ledger import OffsetLedger
@@ -58,6 +59,7 @@ class CommandStep:
 
     It does not wait for them to be applied: a tenant whose CRM waits must not
     hold the others. The lanes record offsets in the ledger as they are done.
+    Each command is decoded here, once, for its lane and its sink (command_read.py).
     """
 
     def __init__(
@@ -74,10 +76,10 @@ class CommandStep:
             async with self._gate.holding(messages):
                 try:
                     async for chunk in self._ledger.admit_chunks(messages, self._max_read):
-                        self._lanes.dispatch(chunk)
+                        self._lanes.dispatch([read_command(m) for m in chunk])
                 except Exception:  # handled as delivered: re-applying is harmless by position
                     log.exception("offset ledger unavailable; handing out %d command(s) as "
                                   "delivered", len(messages))
-                    self._lanes.dispatch(messages)
+                    self._lanes.dispatch([read_command(m) for m in messages])
         except Exception:
             log.exception("command step failed; the next batch reads the rest back")
