@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 CONFIG_ERROR_EXIT = 2
+PROBLEMS_EXIT = 1  # status --check: the report lists something that needs the operator
 
 
 @app.callback()
@@ -173,6 +174,9 @@ def replay(
 @app.command()
 def status(
     as_json: bool = typer.Option(False, "--json", help="The stable JSON form (docs/contract.md)."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 when something needs the operator (the report's problems)."
+    ),
 ) -> None:
     """Endpoints, services with their pids, connector state, lag, counts, last failures."""
     from acct2crm import status_report as report
@@ -180,6 +184,8 @@ def status(
 
     found = report.collect(get_settings())
     typer.echo(report.as_json(found) if as_json else report.as_text(found))
+    if check and found["problems"]:
+        raise typer.Exit(PROBLEMS_EXIT)
 
 
 from acct2crm.dlq_cli import dlq_app  # noqa: E402 - registered where it is listed

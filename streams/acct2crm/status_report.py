@@ -8,7 +8,7 @@ and ``sync`` (the
 worker's own word: running, or waiting for the CRM and why), ``source`` (the
 accounting database's identity, replication slot and Debezium heartbeat) and
 ``warnings`` (a source reset, a lost slot, a silent Connect, queued changes
-nearing their topic's retention). ``crm_token`` is
+nearing their topic's retention) and ``problems`` (status_check.py). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs. ``postgres_dsn``
 connects as printed on the local stack (its well-known local password
@@ -39,6 +39,7 @@ from acct2crm.pause import pause_path, read_paused
 from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
 from acct2crm.settings import Settings
 from acct2crm.source_watch import report as source_report
+from acct2crm.status_check import problems
 from acct2crm.tenant_status import tenants_view
 from acct2crm.topics import retention_of
 
@@ -163,7 +164,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
     source = source_view(settings)
     sync["paused"] = _paused(settings)  # the pause file's word: right with the worker down
-    return {
+    report = {
         "postgres_dsn": settings.postgres_dsn,
         "kafka_bootstrap": settings.kafka_bootstrap,
         "connect_url": settings.connect_url,
@@ -182,6 +183,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         "kafka_error": None if kafka_problem is None else kafka_problem.message,
         **workers_and_tenants(settings, stack),
     }
+    report["problems"] = problems(report)  # what needs the operator (status_check.py)
+    return report
 
 
 def workers_and_tenants(settings: Settings, stack: Any) -> dict[str, Any]:
@@ -299,4 +302,7 @@ def as_text(report: dict[str, Any]) -> str:
     for failure in report["last_failures"]:
         code = failure.get("code") or f"row {failure.get('accounting_id')}"
         lines.append(f"  failed: {code} at {failure.get('applied_at')}: {failure.get('reason')}")
+    found = report.get("problems") or []
+    lines.append(f"health     {len(found)} problem(s):" if found else "health     ok")
+    lines.extend(f"  {problem}" for problem in found)
     return "\n".join(lines)

@@ -44,6 +44,12 @@ def test_changes_wait_while_the_crm_is_down_and_apply_in_order(
             capture_output=True, text=True, timeout=120, check=True,
         ).stdout
         assert "WAITING for the CRM" in shown  # the operator sees it without reading logs
+        checked = subprocess.run(
+            [sys.executable, "-m", "acct2crm.cli", "status", "--check"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert checked.returncode == 1, checked.stdout + checked.stderr  # a monitor sees it
+        assert "waits for its CRM: " in checked.stdout and "503" in checked.stdout
     finally:
         pipe.faults(down=False)
     results = pipe.results([row, *others], 14, timeout_s=180)

@@ -38,7 +38,7 @@ SERVICES = ("postgres", "kafka", "connect", "crm", "worker")
 STATUS_KEYS = {
     "postgres_dsn", "kafka_bootstrap", "connect_url", "crm_url", "crm_token", "status_url",
     "services", "lag", "counts", "connector", "last_failures", "sync", "source", "warnings",
-    "kafka_error", "workers", "tenants", "connectors",
+    "kafka_error", "workers", "tenants", "connectors", "problems",
 }
 
 
@@ -78,6 +78,8 @@ def test_status_json_has_the_contract_keys(stack: StackHandle) -> None:
     # every tenant's connector, the default tenant's (`connector`) first
     assert report["connectors"][0] == {"tenant": "default", **report["connector"]}
     assert report["sync"]["state"] == "running"
+    assert report["problems"] == []
+    cli("status", "--check")  # exits 0: nothing needs the operator
     assert report["kafka_bootstrap"] == stack.settings.kafka_bootstrap
     assert report["postgres_dsn"] == stack.settings.postgres_dsn
     # docs/contract.md: the local stack's DSN connects as printed (its password included)
