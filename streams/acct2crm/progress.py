@@ -208,6 +208,22 @@ def sync_progress(
     return progress
 
 
+def tenant_counts(
+    settings: Settings, stats: result_index.ReadStats | None = None
+) -> dict[str, dict[str, int]]:
+    """Results per tenant and action, from the result index (its new tail read first)."""
+    try:
+        result_index.catch_up(settings, stats)
+        return result_index.counts_by_tenant(settings)
+    except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
+        log.warning("result index unusable (%s); reading the whole results topic", exc)
+    found: dict[str, dict[str, int]] = {}
+    for record in iter_results(settings):
+        actions = found.setdefault(str(record.get("tenant")), {})
+        actions[record["action"]] = actions.get(record["action"], 0) + 1
+    return found
+
+
 def _scan_progress(settings: Settings, progress: SyncProgress) -> None:
     counts: dict[str, int] = {}
     failures: list[dict[str, Any]] = []

@@ -240,6 +240,16 @@ def counts(settings: Settings, tenant: str | None = None) -> dict[str, int]:
     return {str(action): int(n) for action, n in rows}
 
 
+def counts_by_tenant(settings: Settings) -> dict[str, dict[str, int]]:
+    """``{tenant: {action: n}}`` for every tenant the index has seen a result of."""
+    with closing(open_index(settings)) as db:
+        rows = db.execute("SELECT tenant, action, n FROM counts").fetchall()
+    found: dict[str, dict[str, int]] = {}
+    for tenant, action, n in rows:
+        found.setdefault(str(tenant), {})[str(action)] = int(n)
+    return found
+
+
 def last_failures(settings: Settings, n: int, stats: ReadStats | None = None
                   ) -> list[dict[str, Any]]:
     with closing(open_index(settings)) as db:

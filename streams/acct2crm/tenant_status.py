@@ -4,13 +4,13 @@ A tenant's changes are in the partition Debezium's ``PartitionRouting`` picks
 from its database name (Java ``String.hashCode``, sign bit cleared, modulo
 the partition count), so its lag is that partition's (change and commands
 topics, against the worker's offset ledger): shared with any tenant that
-hashes to the same partition. Counts come from the results topic, which names
-each result's tenant; the waiting state from every worker's status page.
+hashes to the same partition. Counts come from the result index (result_index.py),
+which counts the results topic's records per tenant; the waiting state from
+every worker's status page.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from acct2crm.errors import Acct2CrmError
 from acct2crm.kafka_io import consumer
 from acct2crm.pause import pause_path, read_paused
-from acct2crm.progress import handled_offsets, iter_results
+from acct2crm.progress import handled_offsets, tenant_counts
 from acct2crm.settings import Settings
 from acct2crm.tenants import TenantRegistry, read_registry
 from acct2crm.topic_partitions import partition_of
@@ -68,9 +68,7 @@ def tenants_view(
         return {}
     try:
         lags: dict[int, int] | None = partition_lags(settings)
-        counts: dict[str, Counter[str]] = {}
-        for record in iter_results(settings):
-            counts.setdefault(str(record.get("tenant")), Counter())[record["action"]] += 1
+        counts = tenant_counts(settings)  # the result index: no scan of the results topic
     except (KafkaException, Acct2CrmError):
         lags, counts = None, {}
     bodies = worker_bodies(status_urls)
@@ -95,7 +93,7 @@ def tenants_view(
         partition = partition_of(tenant.database, settings.change_partitions)
         view[tenant.id] = {
             "lag": lags.get(partition, 0) if lags is not None else -1,
-            "counts": dict(counts.get(tenant.id, Counter())),
+            "counts": dict(counts.get(tenant.id, {})),
             "sync": sync,
         }
     return view

@@ -12,16 +12,19 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from acct2crm import result_index
-from acct2crm.progress import LAST_FAILURES, code_history, sync_progress
+from acct2crm import progress, result_index, tenant_status
+from acct2crm.progress import LAST_FAILURES, code_history, sync_progress, tenant_counts
 from acct2crm.settings import Settings
+from acct2crm.tenant_status import tenants_view
 from devstack.result_flood import FAILURE_EVERY, flood_code, write_results
 
 pytestmark = pytest.mark.integration
@@ -67,6 +70,41 @@ def test_status_and_history_do_not_scan_the_results(scratch: Settings) -> None:
     assert {r["code"] for r in records} == {flood_code("VOL", 7, CODES)}
     assert history.messages == COUNT // CODES  # one read per result of that code
     assert took < 1.0, f"history took {took:.2f}s"
+
+
+def test_status_counts_each_tenant_from_the_index(
+    scratch: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``status --json``'s ``tenants`` counts: once caught up, nothing of the results is read
+    again (they took a scan of the whole results topic per call: 51 s at 3.5M results)."""
+    write_results(scratch, COUNT, tag="TVOL", codes=CODES)
+    write_results(scratch.model_copy(update={"tenant": "acme"}), 300, tag="TACME", codes=30)
+    failed, acme_failed = len(range(0, COUNT, FAILURE_EVERY)), len(range(0, 300, FAILURE_EVERY))
+    expected = {"default": {"created": COUNT - failed, "failed": failed},
+                "acme": {"created": 300 - acme_failed, "failed": acme_failed}}
+    first = result_index.ReadStats()
+    assert tenant_counts(scratch, first) == expected
+    assert first.messages >= COUNT + 300  # an empty index catches up once
+
+    again = result_index.ReadStats()
+    started = time.monotonic()
+    assert tenant_counts(scratch, again) == expected
+    took = time.monotonic() - started
+    assert again.messages == 0
+    assert took < 1.0, f"counting per tenant took {took:.2f}s"
+    # the view status prints (the registry's tenants: here the default alone) never scans
+    def scan(settings: Settings, timeout_s: float = 5.0) -> Iterator[dict[str, Any]]:
+        raise AssertionError("the results topic was scanned")
+        yield {}
+
+    with monkeypatch.context() as patch:
+        patch.setattr(progress, "iter_results", scan)
+        patch.setattr(tenant_status, "iter_results", scan, raising=False)
+        assert tenants_view(scratch, [])["default"]["counts"] == expected["default"]
+    # and without a usable index, a scan still gives the same counts
+    blocked = scratch.home / "not-a-folder"
+    blocked.write_text("a file where the home folder should be")
+    assert tenant_counts(scratch.model_copy(update={"home": blocked})) == expected
 
 
 def test_the_worker_keeps_the_index_current(stack_settings: Settings) -> None:
