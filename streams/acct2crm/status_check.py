@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-WAITING = ("waiting_for_crm", "retrying")
+from acct2crm.tenant_status import CRM_WAITS
 
 
 def problems(report: dict[str, Any]) -> list[str]:
@@ -52,10 +52,10 @@ def _sync_problems(report: dict[str, Any]) -> list[str]:
     tenants = report.get("tenants") or {}
     found = []
     waiting = {tenant: view["sync"] for tenant, view in tenants.items()
-               if (view.get("sync") or {}).get("state") in WAITING}
+               if (view.get("sync") or {}).get("state") in CRM_WAITS}
     for tenant, state in sorted(waiting.items()):
         found.append(f"tenant {tenant} waits for its CRM: {state.get('waiting_reason')}")
-    if not waiting and sync.get("state") in WAITING:  # a worker without the tenants' view
+    if not waiting and sync.get("state") in CRM_WAITS:  # a worker without the tenants' view
         found.append(f"sync waits for the CRM: {sync.get('waiting_reason')}")
     found.extend(f"sync waits for Kafka: {what}" for what in sync.get("kafka_waiting") or [])
     found.extend(f"lost: {lost}" for lost in sync.get("lost_offsets") or [])

@@ -25,6 +25,8 @@ from acct2crm.settings import Settings
 from acct2crm.tenants import TenantRegistry, read_registry
 from acct2crm.topic_partitions import partition_of
 
+CRM_WAITS = ("waiting_for_crm", "retrying")  # a tenant's lane states that mean "waits for its CRM"
+
 
 def partition_lags(settings: Settings, timeout_s: float = 5.0) -> dict[int, int]:
     """Messages per partition (change + commands topics) the worker has not handled yet."""
@@ -84,7 +86,7 @@ def tenants_view(
             seen = (body.get("tenants") or {}).get(tenant.id)
             if not isinstance(seen, dict):
                 continue
-            if seen.get("state") in ("waiting_for_crm", "retrying"):  # its lane waits, alone
+            if seen.get("state") in CRM_WAITS:  # its lane waits, alone
                 sync = {"state": seen["state"], "waiting_reason": seen.get("waiting_reason")}
             if seen.get("queued"):  # commands held in its lane, and the oldest one's age
                 sync |= {"queued": seen["queued"], "oldest_waiting_s": seen.get("oldest_waiting_s")}
