@@ -288,6 +288,10 @@ def provision(settings: Settings, paths: StackPaths) -> None:
             _ensure_role(
                 conn, repl_role, settings.pg_replication_password.get_secret_value(), True
             )
+            # lets `status` see when Connect's walsender (another role's session) started
+            conn.execute(
+                sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(app_role))
+            )
     except psycopg.Error as exc:
         raise StackError(f"PostgreSQL refused to set up the accounting database: {exc}") from exc
     provision_database(settings, paths, settings.pg_database)

@@ -48,6 +48,7 @@ class SlotState:
     active: bool = False
     wal_status: str | None = None  # reserved | extended | unreserved | lost
     safe_wal_size: int | None = None  # bytes of WAL left before the slot is given up
+    reading_since: datetime | None = None  # its reader's connection start, where visible
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,12 @@ def findings(reading: SourceReading, now: datetime) -> list[str]:
             f"({slot.safe_wal_size or 0} bytes of WAL left): is Connect reading?"
         )
     if reading.heartbeat_at is not None:
+        # a reader that attached since the last beat has not had its turn to beat yet
+        since = reading.heartbeat_at
+        if slot is not None and slot.active and slot.reading_since is not None:
+            since = max(since, slot.reading_since)
         silent = (now - reading.heartbeat_at).total_seconds()
-        if silent > HEARTBEAT_STALE_S:
+        if (now - since).total_seconds() > HEARTBEAT_STALE_S:
             found.append(
                 f"no Debezium heartbeat for {silent:.0f}s: Connect is not reading the "
                 "accounting database; its WAL piles up in the slot"
@@ -105,6 +110,9 @@ def read_database(settings: Settings) -> tuple[str | None, SlotState | None, dat
     """System identifier, slot state and last heartbeat; ``None`` for what did not answer.
 
     Each is asked apart (autocommit), so a role that may not read one still gets the others.
+    The slot's reader is Connect's walsender, another role's session: its start
+    time is visible only to a role with ``pg_read_all_stats`` (the local stack
+    grants it), and reads as NULL otherwise.
     """
     try:
         with psycopg.connect(
@@ -114,8 +122,9 @@ def read_database(settings: Settings) -> tuple[str | None, SlotState | None, dat
             ident = _one(conn, "SELECT system_identifier::text AS id FROM pg_control_system()")
             row = _one(
                 conn,
-                "SELECT active, wal_status, safe_wal_size FROM pg_replication_slots "
-                "WHERE slot_name = %s",
+                "SELECT s.active, s.wal_status, s.safe_wal_size, a.backend_start "
+                "FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid "
+                "WHERE s.slot_name = %s",
                 (settings.pg_slot,),
                 missing={},
             )
@@ -130,6 +139,7 @@ def read_database(settings: Settings) -> tuple[str | None, SlotState | None, dat
             active=bool(row.get("active")),
             wal_status=row.get("wal_status"),
             safe_wal_size=row.get("safe_wal_size"),
+            reading_since=row.get("backend_start"),
         )
     return (
         ident["id"] if ident else None,
@@ -228,13 +238,20 @@ def read(settings: Settings) -> SourceReading:
     return SourceReading(ident, slot, beat, recorded_identity(settings))
 
 
+def _slot_json(slot: SlotState | None) -> dict[str, Any] | None:
+    if slot is None:
+        return None
+    since = slot.reading_since
+    return asdict(slot) | {"reading_since": since.isoformat() if since else None}
+
+
 def report(settings: Settings) -> dict[str, Any]:
     """The ``source`` part of ``status --json``."""
     reading = read(settings)
     return {
         "system_identifier": reading.system_identifier,
         "recorded_system_identifier": reading.recorded_system_identifier,
-        "slot": asdict(reading.slot) if reading.slot else None,
+        "slot": _slot_json(reading.slot),
         "heartbeat_at": reading.heartbeat_at.isoformat() if reading.heartbeat_at else None,
         "warnings": findings(reading, datetime.now(UTC)),
     }

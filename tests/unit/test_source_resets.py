@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -122,3 +123,22 @@ def test_rebase_without_held_back_changes_forgets_every_position() -> None:
     plan = plan_rebase(positions, [], None)
     assert plan.forget == ["default\x1f1"] and plan.replay_from is None
     assert plan_rebase(positions, [], 500).forget == []
+
+
+def test_a_reader_that_just_attached_has_time_for_its_first_beat() -> None:
+    """After `up` of a stack stopped for a while the last beat is old, but Connect's
+    walsender started seconds ago: that is a start, not a silent Connect."""
+    old_beat = NOW - timedelta(minutes=16)
+    attached = SlotState("acct2crm_customer", exists=True, active=True,
+                         wal_status="reserved", reading_since=NOW - timedelta(seconds=30))
+    assert findings(reading(heartbeat_at=old_beat, slot=attached), NOW) == []
+    # it had its time and did not beat: reported, with the beat's own age
+    long_ago = replace(attached, reading_since=NOW - timedelta(seconds=130))
+    [silent] = findings(reading(heartbeat_at=old_beat, slot=long_ago), NOW)
+    assert "960s" in silent
+    # a start time is no excuse when nothing reads the slot now
+    gone = replace(attached, active=False)
+    assert "960s" in findings(reading(heartbeat_at=old_beat, slot=gone), NOW)[0]
+    # nor when the role may not see it (NULL without pg_read_all_stats)
+    unseen = replace(attached, reading_since=None)
+    assert "960s" in findings(reading(heartbeat_at=old_beat, slot=unseen), NOW)[0]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,14 @@ def test_status_json_has_the_contract_keys(stack: StackHandle) -> None:
     assert report["sync"]["state"] == "running"
     assert report["problems"] == []
     cli("status", "--check")  # exits 0: nothing needs the operator
+    # the slot's reader (Connect's walsender, another role's session) is visible with
+    # its start, so a heartbeat older than the reader is not taken for silence
+    slot, deadline = report["source"]["slot"], time.monotonic() + 60
+    while not slot["active"] and time.monotonic() < deadline:  # Connect restarted by a test
+        time.sleep(1)
+        slot = json.loads(cli("status", "--json"))["source"]["slot"]
+    assert slot["active"] and slot["reading_since"] is not None, slot
+    assert datetime.fromisoformat(slot["reading_since"]) <= datetime.now(UTC)
     assert report["kafka_bootstrap"] == stack.settings.kafka_bootstrap
     assert report["postgres_dsn"] == stack.settings.postgres_dsn
     # docs/contract.md: the local stack's DSN connects as printed (its password included)
