@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from acct2crm.progress import lag
 from devstack import workers
 from tests.support.partitioned_stack import PARTITIONS, PartitionedStack
-from tests.support.sync import Pipeline, unique_tag
+from tests.support.sync import Pipeline, unique_tag, wait_commit_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +77,7 @@ def test_replay_from_offset_zero_covers_every_partition_and_writes_nothing(
         again = admin.results_where(_replayed(tenant, rows[tenant]), 2, timeout_s=240)
         assert [r["action"] for r in again] == ["unchanged", "unchanged"], tenant
     _caught_up(stack, "after the replay")
+    wait_commit_at_end(settings)  # the group's own commit, in every partition, follows
     # ... and no CRM account received a write
     assert admin.crm_writes() == writes
     admin.close()

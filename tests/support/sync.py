@@ -14,6 +14,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from acct2crm.kafka_security import client_config
+from acct2crm.progress import WORKER_GROUP
 from acct2crm.records.avro import dead_letter_type, result_type
 from acct2crm.records.convert import result_as_json
 from acct2crm.settings import Settings
@@ -32,6 +33,31 @@ def end_offset(settings: Settings, topic: str) -> int:
         return int(c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
     finally:
         c.close()
+
+
+def commit_behind(settings: Settings) -> dict[tuple[str, int], int]:
+    """Per input partition, how far the worker group's committed offset stands behind the
+    partition's end, as Kafka reports the group's lag (and a restart starts from)."""
+    c = Consumer(client_config(settings, **{"group.id": WORKER_GROUP}))
+    try:
+        tps = [TopicPartition(topic, partition)
+               for topic in (settings.change_topic, settings.commands_topic)
+               for partition in range(settings.change_partitions)]
+        behind = {}
+        for tp in c.committed(tps, timeout=10):
+            low, high = c.get_watermark_offsets(tp, timeout=10)
+            behind[(tp.topic, tp.partition)] = high - (tp.offset if tp.offset >= 0 else low)
+        return behind
+    finally:
+        c.close()
+
+
+def wait_commit_at_end(settings: Settings, timeout_s: float = 30.0) -> None:
+    """The running worker's commit follows its ledger to the end of every partition."""
+    deadline = time.monotonic() + timeout_s
+    while any((behind := commit_behind(settings)).values()):
+        assert time.monotonic() < deadline, f"the worker group's commit stands behind: {behind}"
+        time.sleep(1)
 
 
 @dataclass
