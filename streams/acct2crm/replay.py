@@ -198,14 +198,14 @@ class Previewer:
 
     def __init__(self, settings: Settings, positions: dict[str, int] | None = None) -> None:
         self._registry = read_registry(settings)  # every tenant's changes share the topic
+        # the tenant of each database, looked up per change: a dict, not a scan (the
+        # first tenant naming it wins, as in the registry)
+        self._tenant_of = {t.database: t.id for t in reversed(list(self._registry))}.get
         self._tenant = settings.tenant
         self._scopes = {t.id: read_scope(t.scope_file) for t in self._registry}
         self._mapping = read_mapping(settings.effective_mapping_file)
         self.positions = applied_positions(settings) if positions is None else positions
 
-    def _tenant_of(self, database: str) -> str | None:
-        found = self._registry.by_database(database)
-        return found.id if found is not None else None
 
     def preview(self, offset: int, key: bytes | None, value: bytes | None,
                 partition: int = 0) -> Preview | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -72,7 +72,6 @@ class Change:
     after: Row | None
     position: Position
     offset: int | None = None  # where it sat on the change topic, for dead letters
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def external_ref(self) -> str:

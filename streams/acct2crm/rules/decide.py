@@ -133,9 +133,9 @@ def classify(
     """Settle a change without the CRM, or say what the sink must reconcile."""
     if change.op is Op.TRUNCATE:
         return Outcome(Action.IGNORED_DELETE, "R3: table truncated; CRM records are kept")
-    before_code = mapping.code(change.before)
     if change.op is Op.DELETE:
-        return Outcome(Action.IGNORED_DELETE, "R3: row deleted; CRM record is kept", before_code)
+        return Outcome(Action.IGNORED_DELETE, "R3: row deleted; CRM record is kept",
+                       mapping.code(change.before))
     if change.op is Op.SNAPSHOT and not snapshot_as_insert:
         return Outcome(
             Action.IGNORED_SNAPSHOT,
@@ -146,10 +146,16 @@ def classify(
     after = change.after
     if after is None or change.accounting_id is None:
         return Outcome(Action.FAILED, f"op={change.op.value} change carries no row after it")
-    resolved = resolve_row(change.before, after)
-    fields = mapping.fields(resolved)
-    merged = {**after, **resolved}
-    code = fields.get("code")
+    if UNAVAILABLE in after.values():  # a column Debezium could not read (TOAST)
+        resolved: Row = resolve_row(change.before, after)
+        merged: Row = {**after, **resolved}
+    else:  # the common case: the row as it came, read only
+        resolved = merged = after
+    # the code alone settles every outcome; the other fields only a command needs
+    # (a replay is mostly outcomes: they cost a dry run 1.3 of its ~14 us a change)
+    code_rule = mapping.code_rule
+    code = (code_rule.value(resolved)
+            if code_rule.column is None or code_rule.column in resolved else None)
     if not scope.contains(merged):
         return Outcome(
             Action.IGNORED_OUT_OF_SCOPE,
@@ -175,7 +181,7 @@ def classify(
             f"(this change is lsn {change.position.lsn}); nothing written",
             code,
         )
-    previous = before_code if change.op is Op.UPDATE else None
+    previous = mapping.code(change.before) if change.op is Op.UPDATE else None
     if previous is not None and code_key(previous) == code_key(code):
         previous = None
     before = change.before
@@ -193,6 +199,7 @@ def classify(
             code,
         )
     op = Op.BACKFILL if change.op is Op.SNAPSHOT else change.op
+    fields = mapping.fields(resolved)
     return SyncIntent(
         tenant=change.tenant,
         accounting_id=change.accounting_id,

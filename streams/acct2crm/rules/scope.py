@@ -60,7 +60,8 @@ class SyncScope:
             branch = clean_text(row.get("branch_code"))
             if branch is None or branch.casefold() not in self._branch_keys:
                 return False
-        return all(condition.holds(row) for condition in self.conditions)
+        # most scopes have no conditions: no generator made for them, once a change
+        return not self.conditions or all(condition.holds(row) for condition in self.conditions)
 
     @cached_property
     def _branch_keys(self) -> frozenset[str]:
