@@ -33,6 +33,7 @@ from psycopg.rows import dict_row
 from acct2crm.errors import StackError
 from acct2crm.kafka_io import admin_client, flush, producer, read_range
 from acct2crm.settings import Settings
+from acct2crm.tenants import Tenant
 
 HEARTBEAT_STALE_S = 120.0
 """Connect's heartbeat rewrites acct2crm.heartbeat every 10 s; this much silence is news."""
@@ -254,4 +255,20 @@ def report(settings: Settings) -> dict[str, Any]:
         "slot": _slot_json(reading.slot),
         "heartbeat_at": reading.heartbeat_at.isoformat() if reading.heartbeat_at else None,
         "warnings": findings(reading, datetime.now(UTC)),
+    }
+
+
+def tenant_report(settings: Settings, tenant: Tenant) -> dict[str, Any]:
+    """Another tenant's database: its own slot and heartbeat, with the same warnings,
+    each naming the tenant. Each tenant's connector reads its database through a slot
+    of its own, so one tenant's reader can stop, or its slot near its end, alone.
+    (The cluster's identity is the default tenant's check: positions rebase per cluster.)"""
+    own = settings.model_copy(update={"pg_database": tenant.database, "pg_slot": tenant.slot})
+    _, slot, beat = read_database(own)
+    reading = SourceReading(None, slot, beat, None)
+    return {
+        "slot": _slot_json(slot),
+        "heartbeat_at": beat.isoformat() if beat else None,
+        "warnings": [f"tenant {tenant.id}: {found}"
+                     for found in findings(reading, datetime.now(UTC))],
     }

@@ -183,6 +183,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         "kafka_error": None if kafka_problem is None else kafka_problem.message,
         **workers_and_tenants(settings, stack),
     }
+    for view in report["tenants"].values():  # each other tenant's slot and heartbeat
+        report["warnings"].extend((view.get("source") or {}).get("warnings") or [])
     report["problems"] = problems(report)  # what needs the operator (status_check.py)
     return report
 

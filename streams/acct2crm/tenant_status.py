@@ -22,6 +22,7 @@ from acct2crm.kafka_io import consumer
 from acct2crm.pause import pause_path, read_paused
 from acct2crm.progress import handled_offsets, tenant_counts
 from acct2crm.settings import Settings
+from acct2crm.source_watch import tenant_report
 from acct2crm.tenants import TenantRegistry, read_registry
 from acct2crm.topic_partitions import partition_of
 
@@ -63,7 +64,8 @@ def worker_bodies(urls: Sequence[str]) -> list[dict[str, Any]]:
 def tenants_view(
     settings: Settings, status_urls: Sequence[str], registry: TenantRegistry | None = None
 ) -> dict[str, dict[str, Any]]:
-    """``status --json``'s ``tenants``: ``{"<ID>": {"lag", "counts", "sync"}}``."""
+    """``status --json``'s ``tenants``: ``{"<ID>": {"lag", "counts", "sync"}}``, and for
+    each tenant but the default its ``source`` (source_watch.tenant_report)."""
     try:
         registry = registry or read_registry(settings)
     except Acct2CrmError:
@@ -98,4 +100,6 @@ def tenants_view(
             "counts": dict(counts.get(tenant.id, {})),
             "sync": sync,
         }
+        if not tenant.is_default:  # the default tenant's is status's top-level `source`
+            view[tenant.id]["source"] = tenant_report(settings, tenant)
     return view

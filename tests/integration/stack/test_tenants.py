@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 
 from acct2crm.progress import lag
@@ -176,3 +178,43 @@ def test_status_shows_the_tenant_whose_crm_is_down_waiting_with_the_reason(
     [result] = _results(pipe, tenant, code, 1)
     assert result["action"] == "created" and result["accounting_id"] == row
     p.close()
+
+
+def _source_of(tenant: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    report = json.loads(cli("status", "--json"))
+    return report, report["tenants"][tenant]["source"]
+
+
+def test_status_watches_each_tenants_own_slot_and_heartbeat(
+    two_tenants: tuple[str, str], stack_settings: Settings
+) -> None:
+    """Each tenant's connector reads its database through a slot of its own: one
+    tenant's reader can stop alone, and status says which."""
+    tenant = two_tenants[1]
+    connector = f"{stack_settings.connect_url}/connectors/acct2crm-accounting-customer-{tenant}"
+    dsn = json.loads(cli("tenants", "list", "--json"))[tenant]["postgres_dsn"]
+    report, source = _source_of(tenant)
+    assert source["slot"]["name"].endswith(f"_{tenant}") and source["slot"]["exists"]
+    assert not [w for w in report["warnings"] if w.startswith(f"tenant {tenant}:")]
+    httpx.put(f"{connector}/stop", timeout=30).raise_for_status()  # its tasks shut down
+    try:
+        deadline = time.monotonic() + 60
+        while source["slot"]["active"]:  # its walsender goes with the stopped task
+            assert time.monotonic() < deadline, f"{tenant}'s slot stays active: {source}"
+            time.sleep(1)
+            report, source = _source_of(tenant)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # its last beat, long ago
+            conn.execute("UPDATE acct2crm.heartbeat SET beat_at = now() - interval '10 minutes'")
+        report, source = _source_of(tenant)
+        [warning] = [w for w in report["warnings"] if w.startswith(f"tenant {tenant}:")]
+        assert "no Debezium heartbeat for 6" in warning, warning
+        assert f"warning: {warning}" in report["problems"]
+        assert not report["source"]["warnings"]  # the default tenant's reader goes on
+    finally:
+        httpx.put(f"{connector}/resume", timeout=30).raise_for_status()
+    deadline = time.monotonic() + 90
+    while [w for w in report["warnings"] if w.startswith(f"tenant {tenant}:")]:
+        assert time.monotonic() < deadline, f"{tenant}'s reader did not beat again: {source}"
+        time.sleep(2)
+        report, source = _source_of(tenant)
+    assert source["slot"]["active"]
