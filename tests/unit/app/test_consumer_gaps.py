@@ -161,3 +161,77 @@ def test_when_the_worker_stops_a_hole_is_passed_before_the_last_commit(tmp_path:
         return holes.passed, consumer._new_offset(PART)
 
     assert asyncio.run(run()) == (199, 311)  # 101..299, then the acked 300..310
+
+
+def _quiet(app: Any, committed: int) -> Any:
+    """Committed at ``committed``; nothing acked since (the tail's acks lost, or read back)."""
+    consumer = app.consumer
+    consumer.assignment = lambda: {PART}
+    consumer._committed_offset[PART] = committed
+    consumer._acked[PART] = []
+    app.topics._acking_topics.add(TOPIC)  # as an agent's stream does when the worker starts
+    return consumer
+
+
+def test_a_tail_the_ledger_handled_is_committed_without_a_next_message(tmp_path: Path) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> list[Any]:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _quiet(app, 100)
+        holes = CommitHoles(app, lambda _t, _p: 120, [TOPIC])
+        seen = [consumer._new_offset(PART)]  # Faust alone: nothing to commit, ever
+        await holes.check()  # first sight: the acks may still come
+        seen += [holes.passed, consumer._new_offset(PART)]
+        await holes.check()  # still there: 100..120 passed
+        seen += [holes.passed, consumer._new_offset(PART)]
+        return seen
+
+    assert asyncio.run(run()) == [None, 0, None, 21, 121]
+
+
+def test_the_last_change_alone_is_committed_too(tmp_path: Path) -> None:
+    """As on the real stack after a replay: the commit one short of the end."""
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> Any:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _quiet(app, 41)
+        holes = CommitHoles(app, lambda _t, _p: 41, [TOPIC])
+        await holes.check()
+        await holes.check()
+        return holes.passed, consumer._new_offset(PART)
+
+    assert asyncio.run(run()) == (1, 42)
+
+
+def test_no_tail_when_the_ledger_is_at_the_commit_or_still_moving(tmp_path: Path) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> list[int]:
+        app = make_app(Settings(home=tmp_path))
+        _quiet(app, 100)
+        done = {"moving": 100}
+        committed = CommitHoles(app, lambda _t, _p: 99, [TOPIC])  # all handled is committed
+        unknown = CommitHoles(app, lambda _t, _p: None, [TOPIC])
+        moving = CommitHoles(app, lambda _t, _p: done["moving"], [TOPIC])  # a flow goes on
+        for step in range(3):
+            done["moving"] = 100 + step
+            for holes in (committed, unknown, moving):
+                await holes.check()
+        return [h.passed for h in (committed, unknown, moving)]
+
+    assert asyncio.run(run()) == [0, 0, 0]
+
+
+def test_when_the_worker_stops_a_tail_is_passed_at_once(tmp_path: Path) -> None:
+    from acct2crm.app.consumer_gaps import CommitHoles
+
+    async def run() -> Any:
+        app = make_app(Settings(home=tmp_path))
+        consumer = _quiet(app, 100)
+        holes = CommitHoles(app, lambda _t, _p: 104, [TOPIC])
+        await holes.check(final=True)
+        return holes.passed, consumer._new_offset(PART)
+
+    assert asyncio.run(run()) == (5, 105)
