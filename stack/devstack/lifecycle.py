@@ -34,6 +34,7 @@ from devstack import kafka, kafka_connect, postgres, python_services, safe_fs
 from devstack.jars import ensure_jars
 from devstack.java import java_bin
 from devstack.paths import StackPaths
+from devstack.port_clash import bind_hint
 from devstack.processes import (
     is_alive,
     last_error_line,
@@ -187,7 +188,9 @@ class _Starter:
                     deadline = time.monotonic() + service.timeout_s
                     continue
                 reason = last_error_line(log) or "no output"
-                raise StackError(f"{service.name} exited while starting: {reason} (log: {log})")
+                clash = bind_hint(log, service.ports, self.settings)
+                raise StackError(f"{service.name} exited while starting: {reason} (log: {log})"
+                                 + (f"\n{clash}" if clash else ""))
             if time.monotonic() > deadline:
                 where = f"log: {log}" if not service.external else "configured elsewhere"
                 raise ServiceUnhealthy(
