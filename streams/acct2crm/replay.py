@@ -209,7 +209,6 @@ class Previewer:
         self._mapping = read_mapping(settings.effective_mapping_file)
         self.positions = applied_positions(settings) if positions is None else positions
 
-
     def preview(self, offset: int, key: bytes | None, value: bytes | None,
                 partition: int = 0) -> Preview | None:
         """``None`` for a message with nothing to decide (a tombstone, a heartbeat)."""
