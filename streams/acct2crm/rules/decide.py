@@ -153,9 +153,7 @@ def classify(
         resolved = merged = after
     # the code alone settles every outcome; the other fields only a command needs
     # (a replay is mostly outcomes: they cost a dry run 1.3 of its ~14 us a change)
-    code_rule = mapping.code_rule
-    code = (code_rule.value(resolved)
-            if code_rule.column is None or code_rule.column in resolved else None)
+    code = mapping.code_field(resolved)
     if not scope.contains(merged):
         return Outcome(
             Action.IGNORED_OUT_OF_SCOPE,

@@ -84,6 +84,11 @@ class FieldRule:
         return "; ".join(parts)
 
 
+def _known(rule: FieldRule, row: Row) -> bool:
+    """A constant is always known; a column only when the row has it."""
+    return rule.column is None or rule.column in row
+
+
 @dataclass(frozen=True)
 class FieldMapping:
     """CRM fields from a row; ``change_columns`` ``None`` means every column counts."""
@@ -114,9 +119,13 @@ class FieldMapping:
         A column missing from ``row`` (Debezium could not read it) leaves its
         field out, so nothing is written to it; constants are always known.
         """
-        return {
-            r.field: r.value(row) for r in self.rules if r.column is None or r.column in row
-        }
+        return {r.field: r.value(row) for r in self.rules if _known(r, row)}
+
+    def code_field(self, row: Row) -> str | None:
+        """The code as ``fields(row)`` has it, without working out the other fields
+        (an outcome needs the code alone)."""
+        rule = self.code_rule
+        return rule.value(row) if _known(rule, row) else None
 
     def code(self, row: Row | None) -> str | None:
         """The row's code as the CRM receives it, or ``None``."""
