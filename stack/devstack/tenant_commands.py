@@ -7,7 +7,7 @@ import json
 import typer
 
 from acct2crm.errors import Acct2CrmError
-from acct2crm.settings import get_settings
+from acct2crm.settings import get_settings, shown_dsn
 from devstack import tenants
 
 tenants_app = typer.Typer(help="Tenants (companies) of the local stack.", no_args_is_help=True)
@@ -35,4 +35,4 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable."
         typer.echo(json.dumps(found, indent=2))
         return
     for tenant_id, entry in found.items():
-        typer.echo(f"{tenant_id}: {entry['postgres_dsn']}  CRM {entry['crm_url']}")
+        typer.echo(f"{tenant_id}: {shown_dsn(entry['postgres_dsn'])}  CRM {entry['crm_url']}")

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from acct2crm.config_file import config_path
-from acct2crm.settings import DERIVED_ENDPOINTS, Settings
+from acct2crm.settings import DERIVED_ENDPOINTS, LOCAL_PG_PASSWORD, Settings
 from acct2crm.settings_origins import origins, unknown_env_names
 
 MASK = "********"
@@ -56,10 +56,15 @@ def collect(settings: Settings) -> dict[str, Any]:
     password_source, password_detail = where["pg_password"]
     password_from = password_source + (f" {password_detail}" if password_detail else "")
     # the DSN itself is left to `status`: on the local stack it carries the password
-    if settings.pg_is_local:
+    if settings.pg_is_local and settings.pg_password.get_secret_value() == LOCAL_PG_PASSWORD:
         dsn_note = (
             "postgres_dsn (acct2crm status) carries the local stack's password, from "
             f"{password_from}: it connects as printed"
+        )
+    elif settings.pg_is_local:
+        dsn_note = (
+            "postgres_dsn (acct2crm status --json) carries the password, from "
+            f"{password_from}; the text form masks it, as it is not the local stack's own"
         )
     else:
         dsn_note = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pydantic
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -34,6 +34,20 @@ from acct2crm.config_file import (
     read_config_file,
 )
 from acct2crm.errors import ConfigError
+
+# the local stack's well-known password: shown in full wherever a DSN is printed
+LOCAL_PG_PASSWORD = "acct2crm-local"  # noqa: S105
+
+
+def shown_dsn(dsn: str) -> str:
+    """A printed DSN for text, which ends up in terminals and logs: a password other than
+    the local stack's well-known one (a loopback tunnel to a real database) is masked."""
+    parts = urlsplit(dsn)
+    if parts.password is None or unquote(parts.password) == LOCAL_PG_PASSWORD:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:****@{host}"))
+
 
 # endpoints derived from a local port unless configured; configured = someone else's service
 DERIVED_ENDPOINTS = ("kafka_bootstrap", "connect_url", "crm_url")
@@ -64,7 +78,7 @@ class Settings(BaseSettings):
     pg_port: Port = 55432
     pg_database: Name = "accounting"
     pg_user: Name = "acct2crm"
-    pg_password: SecretStr = SecretStr("acct2crm-local")
+    pg_password: SecretStr = SecretStr(LOCAL_PG_PASSWORD)
     pg_replication_user: Name = "debezium"
     pg_replication_password: SecretStr = SecretStr("debezium-local")
     pg_publication: Name = "acct2crm_customer"

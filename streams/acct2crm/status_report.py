@@ -11,8 +11,10 @@ accounting database's identity, replication slot and Debezium heartbeat) and
 nearing their topic's retention) and ``problems`` (status_check.py). ``crm_token`` is
 included in JSON on purpose (an operator needs it to call the CRM) and masked
 in the human form, which ends up in terminals and logs. ``postgres_dsn``
-connects as printed on the local stack (its well-known local password
-included, in both forms); for a database elsewhere it carries no password.
+connects as printed on the local stack (its password included); for a
+database elsewhere it carries no password. The human form shows only the
+local stack's well-known password: any other one (a loopback tunnel to a real
+database) is masked there, as the token is (``shown_dsn``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from acct2crm.kafka_io import admin_client
 from acct2crm.local_stack import find_local_stack
 from acct2crm.pause import pause_path, read_paused
 from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progress
-from acct2crm.settings import Settings
+from acct2crm.settings import Settings, shown_dsn
 from acct2crm.source_watch import report as source_report
 from acct2crm.status_check import problems
 from acct2crm.tenant_status import tenants_view
@@ -236,7 +238,7 @@ def seeding_line(seeding: Any) -> str:
 def as_text(report: dict[str, Any]) -> str:
     """The human form; the CRM token is masked."""
     lines = [
-        f"postgres   {report['postgres_dsn']}",
+        f"postgres   {shown_dsn(report['postgres_dsn'])}",
         f"kafka      {report['kafka_bootstrap']}",
         f"connect    {report['connect_url']}",
         f"crm        {report['crm_url']}  (token {mask(report['crm_token'])})",

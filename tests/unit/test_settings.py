@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from acct2crm.cli import app
 from acct2crm.errors import ConfigError
-from acct2crm.settings import Settings, reset_settings
+from acct2crm.settings import Settings, reset_settings, shown_dsn
 from acct2crm.settings_origins import origins, unknown_env_names
 from devstack.python_services import settings_env
 
@@ -198,6 +198,16 @@ def test_a_remote_dsn_carries_no_password(clean_env: Path) -> None:
     assert settings.postgres_dsn == "postgresql://acct2crm@db.example.com:55432/accounting"
 
 
+def test_a_dsn_in_text_shows_only_the_local_stacks_own_password(clean_env: Path) -> None:
+    local = Settings().postgres_dsn
+    assert shown_dsn(local) == local
+    assert "acct2crm-local" in local
+    tunnel = Settings(pg_password="p@ss:w/rd").postgres_dsn  # a loopback tunnel to a real one
+    assert shown_dsn(tunnel) == "postgresql://acct2crm:****@127.0.0.1:55432/accounting"
+    remote = Settings(pg_host="db.example.com", pg_password="remote-s3cret").postgres_dsn
+    assert shown_dsn(remote) == remote
+
+
 def test_children_inherit_configured_endpoints_only(clean_env: Path) -> None:
     local = settings_env(Settings())
     assert "ACCT2CRM_CRM_URL" not in local and "ACCT2CRM_KAFKA_BOOTSTRAP" not in local
@@ -245,6 +255,21 @@ def test_config_show_says_where_a_remote_password_comes_from(
     assert result.exit_code == 0, result.output
     assert "remote-s3cret" not in result.output
     assert "the password is pg_password, from env ACCT2CRM_PG_PASSWORD" in result.output
+
+
+def test_config_show_says_a_tunnelled_password_is_masked_in_text(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCT2CRM_PG_PASSWORD", "tunnel-s3cret")
+
+    result = CliRunner().invoke(app, ["config", "show", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert "tunnel-s3cret" not in result.output
+    assert json.loads(result.output)["notes"][0] == (
+        "postgres_dsn (acct2crm status --json) carries the password, from env "
+        "ACCT2CRM_PG_PASSWORD; the text form masks it, as it is not the local stack's own"
+    )
 
 
 def test_a_bad_config_is_one_line_and_exit_code_2(

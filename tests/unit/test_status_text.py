@@ -22,3 +22,17 @@ def test_lost_offsets_and_waits_are_shown_loudly() -> None:
     assert "worker     restarted 2 time(s) by its supervisor; last exit code -9; starting " \
         "again soon" in shown
     assert "WAITING to read back offsets 1..2 of acct2crm.commands" in shown
+
+
+def test_the_text_masks_a_database_password_that_is_not_the_local_stacks() -> None:
+    report = {
+        "postgres_dsn": "postgresql://acct2crm:tunnel-s3cret@127.0.0.1:6432/accounting",
+        "kafka_bootstrap": "k", "connect_url": "c", "crm_url": "u",
+        "crm_token": "secret-token-1234", "status_url": "s", "services": {},
+        "connector": {"state": "RUNNING"}, "lag": 0, "counts": {}, "last_failures": [],
+    }
+    shown = as_text(report)
+    assert "tunnel-s3cret" not in shown
+    assert "postgres   postgresql://acct2crm:****@127.0.0.1:6432/accounting" in shown
+    local = "postgresql://acct2crm:acct2crm-local@127.0.0.1:55432/accounting"
+    assert f"postgres   {local}" in as_text({**report, "postgres_dsn": local})
