@@ -7,7 +7,8 @@ starts the count again). SIGTERM/SIGINT are passed on to the child, and the
 supervisor ends once the child has. The child dies with the supervisor
 (``PR_SET_PDEATHSIG``), so stopping or killing the recorded pid never leaves
 a worker behind. ``STATE_FILE`` (JSON) says how often the worker was
-restarted and why, for ``acct2crm status``.
+restarted and why, for ``acct2crm status``. Its own lines go to the worker's
+log in the worker's ``log_format``, so a JSON log stays JSON on every line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
+import logging.config
 import signal
 import subprocess
 import sys
@@ -25,7 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from acct2crm.errors import Acct2CrmError
+from acct2crm.log_format import logging_config
+from acct2crm.settings import get_settings
+
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger("devstack.supervisor")
 
 
 @dataclass(frozen=True)
@@ -127,13 +135,24 @@ class Supervisor:
             self.state.last_exit_code, self.state.last_exit_at = code, ended
             self.state.child_pid, self.state.next_start_at = None, ended + delay
             self.state.save(self._state_file)
-            print(f"supervisor: worker exited with code {code}; starting it again in "
-                  f"{delay:g}s (restart {self.state.restarts})", flush=True)
+            log.warning("worker exited with code %s; starting it again in %gs (restart %d)",
+                        code, delay, self.state.restarts)
             self._stop.wait(delay)
         return code
 
 
+def log_like_the_worker() -> None:
+    """The worker's format (text, or JSON); a config the worker cannot read either gets
+    text here, and the worker's own start says what is wrong with it."""
+    try:
+        log_format = get_settings().log_format
+    except Acct2CrmError:
+        log_format = "text"
+    logging.config.dictConfig(logging_config(log_format, "INFO"))
+
+
 def main(args: Sequence[str]) -> int:
+    log_like_the_worker()
     state_file, _, argv = args[0], args[1], args[2:]
     supervisor = Supervisor(argv, Path(state_file))
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,6 +19,7 @@ stopped:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from acct2crm.replay import POSITIONS_CHANGELOG, rewind, worker_group_active
 from acct2crm.rules.resets import RESET_REASON
 from acct2crm.settings import Settings
 from acct2crm.source_watch import current_system_identifier, record_identity
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,12 @@ def held_back(settings: Settings) -> list[HeldBack]:
     """Changes the worker held back as a suspected source reset, oldest first."""
     codec = dead_letter_type()
     found: list[HeldBack] = []
-    for _, _, value in read_range(settings, settings.dlq_topic, 0):
+    for at, _, value in read_range(settings, settings.dlq_topic, 0):
         try:
             letter = codec.decode(value or b"")
-        except DecodeError:
+        except DecodeError as exc:  # not a dead letter of ours: said, as it may hide one
+            log.warning("%s offset %d is not a dead letter (%s); left out of the rebase",
+                        settings.dlq_topic, at, exc)
             continue
         if not str(letter.get("reason", "")).startswith(RESET_REASON):
             continue

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from acct2crm import rebase
 from acct2crm.backfill import BACKFILL_POSITION
-from acct2crm.rebase import HeldBack, plan_rebase
+from acct2crm.rebase import HeldBack, held_back, plan_rebase
+from acct2crm.records.avro import dead_letter_type
+from acct2crm.records.convert import dead_letter_record
 from acct2crm.rules.change import Action, Position
 from acct2crm.rules.decide import Outcome, SyncIntent, classify
 from acct2crm.rules.resets import RESET_REASON, looks_like_reset
 from acct2crm.rules.scope import DEFAULT_SCOPE
+from acct2crm.settings import Settings
 from acct2crm.source_watch import SlotState, SourceReading, findings
 from tests.support.changes import change, row
 
@@ -116,6 +124,28 @@ def test_rebase_forgets_positions_older_than_the_first_held_back_change() -> Non
     assert plan.keep == 2
     assert plan.cutoff_ms == 2_000
     assert plan.replay_from == 41
+
+
+def test_a_record_in_the_dead_letters_that_is_not_one_is_said_not_skipped_quietly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    letter = dead_letter_record(
+        topic="acct2crm.accounting.customer", partition=0, offset=41, key=None, value=b"{}",
+        error="SourceReset", reason=f"{RESET_REASON}: held back", change_offset=41,
+    )
+    dlq = [(0, None, b"not avro"), (1, None, dead_letter_type().encode(letter))]
+
+    def read_range(settings: Settings, topic: str, start: int) -> Iterator[Any]:
+        assert topic == settings.dlq_topic and start == 0
+        yield from dlq
+
+    monkeypatch.setattr(rebase, "read_range", read_range)
+    settings = Settings()
+    with caplog.at_level(logging.WARNING, logger="acct2crm.rebase"):
+        assert held_back(settings) == [HeldBack(change_offset=41, ts_ms=None)]
+    [said] = caplog.messages
+    assert said.startswith(f"{settings.dlq_topic} offset 0 is not a dead letter (")
+    assert said.endswith("); left out of the rebase")
 
 
 def test_rebase_without_held_back_changes_forgets_every_position() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,3 +75,37 @@ def test_a_stop_is_passed_to_the_worker_and_it_is_not_restarted(tmp_path: Path) 
 def test_a_worker_that_ran_long_starts_the_backoff_over() -> None:
     backoff = Backoff(base_s=1.0, cap_s=60.0)
     assert [backoff.delay(n) for n in (0, 1, 2, 3, 7, 20)] == [1.0, 1.0, 2.0, 4.0, 60.0, 60.0]
+
+
+def restart_line(tmp_path: Path, log_format: str) -> str:
+    """The first line a real supervisor writes when its child exits with code 3."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCT2CRM_")}
+    env |= {"ACCT2CRM_HOME": str(tmp_path), "ACCT2CRM_LOG_FORMAT": log_format}
+    out = tmp_path / "worker.log"
+    with out.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.supervisor", str(tmp_path / "state.json"), "--",
+             sys.executable, "-c", "raise SystemExit(3)"],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not out.read_text().endswith("\n") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return out.read_text().splitlines()[0]
+
+
+def test_a_json_worker_log_gets_the_restart_line_as_json(tmp_path: Path) -> None:
+    line = json.loads(restart_line(tmp_path, "json"))
+    assert line["logger"] == "devstack.supervisor" and line["level"] == "warning"
+    assert line["message"] == "worker exited with code 3; starting it again in 1s (restart 1)"
+
+
+def test_a_text_worker_log_gets_it_as_the_workers_text(tmp_path: Path) -> None:
+    line = restart_line(tmp_path, "text")
+    assert line.startswith("[") and line.endswith(
+        "] [WARNING] devstack.supervisor: worker exited with code 3; starting it again in 1s "
+        "(restart 1)"), line
