@@ -7,14 +7,10 @@ work, so the same operations are callable from tests.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import typer
 
 from acct2crm.commands.common import fail, with_worker_stopped
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     name="acct2crm",

@@ -178,7 +178,14 @@ def test_every_topic_the_project_created_carries_its_durability_settings(
     Debezium (its heartbeat topic) all set min.insync.replicas on the topic itself."""
     settings = _settings(secured, Path(secured.extra_env["ACCT2CRM_KAFKA_SASL_PASSWORD_FILE"]))
     admin = admin_client(settings)
-    topics = set(admin.list_topics(timeout=30).topics)
+    deadline = time.monotonic() + 60  # Debezium makes its heartbeat topic at its first beat
+    while True:
+        topics = set(admin.list_topics(timeout=30).topics)
+        heartbeat = {name for name in topics if name.startswith("__debezium-heartbeat")}
+        if heartbeat or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert heartbeat, sorted(topics)
     prefix = settings.topic_prefix
     expected = {
         settings.change_topic, settings.commands_topic, settings.results_topic,
@@ -187,7 +194,6 @@ def test_every_topic_the_project_created_carries_its_durability_settings(
         f"{prefix}-connect-configs", f"{prefix}-connect-offsets", f"{prefix}-connect-status",
     }
     assert expected <= topics, expected - topics
-    heartbeat = {name for name in topics if name.startswith("__debezium-heartbeat")}
     checked = sorted(expected | heartbeat)
     futures = admin.describe_configs(
         [ConfigResource(ConfigResource.Type.TOPIC, name) for name in checked]

@@ -36,7 +36,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_carries_the_assets_and_not_the_workbench(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    for schema in (REPO / "schemas").glob("*.avsc"):
+    schemas = sorted((REPO / "schemas").glob("*.avsc"))
+    assert schemas
+    for schema in schemas:
         assert f"acct2crm/assets/schemas/{schema.name}" in names
     assert "acct2crm/assets/connectors/accounting-customer.json" in names
     top_level = {name.split("/")[0] for name in names}

@@ -102,13 +102,11 @@ def test_tenant_added_while_running_is_synced_without_restart(
     cli("tenants", "add", tenant)
     p = tenant_pipe(stack_settings, tenant)
     code = unique_tag()
-    started = time.monotonic()
     row = p.insert(code, name="Added live")
     [result] = _results(pipe, tenant, code, 1)
     assert result["action"] == "created" and result["accounting_id"] == row
     [record] = p.crm_by_code(code)
     assert record["external_ref"] == f"{tenant}:{row}"
-    assert time.monotonic() - started < 60
     assert pipe_status_pid(stack_settings) == before  # the same worker process
     p.close()
 

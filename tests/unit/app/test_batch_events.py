@@ -25,12 +25,14 @@ EVENTS = 400
 
 
 async def _drive(app: faust.App, handled: list[tuple[int, int]],
-                 partitions_written: list[int]) -> None:
+                 partitions_written: list[tuple[int, set[int]]]) -> None:
     topic = app.topic("changes", value_serializer="raw")
 
     async def step(messages: Sequence[Message]) -> None:
         event = faust.streams.current_event()
-        partitions_written.append(-1 if event is None else event.message.partition)
+        # the partition a table write would go to, beside the partitions of the messages
+        partitions_written.append((-1 if event is None else event.message.partition,
+                                   {m.partition or 0 for m in messages}))
         handled.extend((m.partition or 0, m.offset or 0) for m in messages)
         await asyncio.sleep(0.001)  # a step yields (the broker, the CRM)
 
@@ -52,10 +54,11 @@ async def _drive(app: faust.App, handled: list[tuple[int, int]],
 
 async def test_every_event_of_a_two_partition_stream_is_handled_once() -> None:
     handled: list[tuple[int, int]] = []
-    written: list[int] = []
+    written: list[tuple[int, set[int]]] = []
     await _drive(faust.App("acct2crm-test-batches", store="memory://"), handled, written)
     assert len(handled) == EVENTS
     assert len(set(handled)) == EVENTS  # no event twice, none lost
     assert {p for p, _ in handled} == {0, 1}
     # each step's table writes go to the partition it handles
-    assert set(written) == {0, 1}
+    assert {placed for placed, _ in written} == {0, 1}
+    assert all(handles == {placed} for placed, handles in written), written

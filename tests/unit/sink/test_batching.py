@@ -196,21 +196,25 @@ async def test_a_429_holds_every_lane_and_slows_the_pace() -> None:
     assert 0 < unpaced.per_s <= 18  # learnt below the 20 calls of the last second
 
 
+RELAX_S = 0.5
+
+
 async def test_what_a_429_taught_is_forgotten_once_the_crm_stops_refusing() -> None:
-    pace = RateLimiter(50, relax_after_s=0.05)
+    # long beside a wait of 1/45 s, so a busy machine cannot run out of the lesson early
+    pace = RateLimiter(50, relax_after_s=RELAX_S)
     pace.learn(0.0)
     assert pace.per_s == pytest.approx(45)
     await pace.wait()
     assert pace.per_s == pytest.approx(45)  # still within the lesson
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(RELAX_S + 0.1)
     await pace.wait()
     assert pace.per_s == pytest.approx(50)  # back to the configured pace
 
-    unpaced = RateLimiter(0, relax_after_s=0.05)
+    unpaced = RateLimiter(0, relax_after_s=RELAX_S)
     for _ in range(20):
         await unpaced.wait()
     unpaced.learn(0.0)
     assert unpaced.per_s > 0
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(RELAX_S + 0.1)
     await unpaced.wait()
     assert unpaced.per_s == 0  # no pace again, as configured

@@ -25,20 +25,18 @@ POLICY = RetryPolicy(base_s=0.01, cap_s=0.02)
 
 
 class DownCrm(MemoryCrm):
-    """Answers 503 to every call until ``up_at`` (a monotonic time)."""
+    """Answers 503 to every call until ``up_at`` (a monotonic time), noting whose codes
+    each refused call carried."""
 
     def __init__(self) -> None:
         super().__init__(batch_limit=50)
         self.up_at = float("inf")
-        self.calls_while_down = 0
-
-    def _check(self) -> None:
-        if time.monotonic() < self.up_at:
-            self.calls_while_down += 1
-            raise CrmRetryable("CRM answered 503", status=503)
+        self.refused: list[tuple[str | None, ...]] = []
 
     async def write_batch(self, writes: Sequence[Write]) -> list[ItemResult]:
-        self._check()
+        if time.monotonic() < self.up_at:
+            self.refused.append(tuple(w.fields.get("code") for w in writes))
+            raise CrmRetryable("CRM answered 503", status=503)
         return await super().write_batch(writes)
 
 
@@ -74,14 +72,18 @@ async def drain_through_outage(gated: bool) -> tuple[DownCrm, list[int]]:
 async def test_a_backlog_waits_behind_one_probe_and_reaches_the_crm_in_commit_order() -> None:
     crm, order = await drain_through_outage(gated=True)
     assert order == list(range(1, ROWS + 1))
-    # one probe per backoff round (10-20 ms over 150 ms), not one per lane
-    assert crm.calls_while_down <= 20, crm.calls_while_down
+    # the backlog's one batch is refused; from then on one lane probes, every round the
+    # same write, however many rounds the machine's speed fits into the outage
+    first, *probes = crm.refused
+    assert len(first) == ROWS and probes, crm.refused
+    assert len(set(probes)) == 1 and len(probes[0]) == 1, probes
 
 
 async def test_without_the_gate_every_lane_called_the_down_crm_on_its_own() -> None:
     """The contrast that shows the first test measures the gate, not the CRM."""
     crm, _order = await drain_through_outage(gated=False)
-    assert crm.calls_while_down > 40, crm.calls_while_down
+    _first, *retries = crm.refused
+    assert len(set(retries)) > 1, retries
 
 
 def failing(log: list[str], name: str, failures: int) -> Callable[[], Awaitable[str]]:
