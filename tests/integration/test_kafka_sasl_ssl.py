@@ -129,6 +129,10 @@ def test_a_change_syncs_end_to_end_through_sasl_ssl(secured: OwnStack) -> None:
     assert found["kafka_error"] is None
     assert found["connector"]["state"] == "RUNNING"
     assert found["counts"].get("created", 0) >= 1
+    # the SASL password in no log of this stack: Kafka's, Connect's, the worker's, the CRM's
+    logs = sorted((own.home / "logs").glob("*.log"))
+    assert {p.name for p in logs} >= {"kafka.log", "connect.log", "worker.log"}, logs
+    assert not [p.name for p in logs if PASSWORD in p.read_text(errors="replace")]
 
 
 def test_a_wrong_password_is_said_plainly_and_quickly(

@@ -88,3 +88,10 @@ def test_one_json_line_per_change_and_nothing_private(stack_settings: Settings) 
              if value in text}
     pipe.close()
     assert not leaks
+    # nor the databases' passwords, in any log of the stack (Connect's and Kafka's too)
+    passwords = {stack_settings.pg_password.get_secret_value(),
+                 stack_settings.pg_replication_password.get_secret_value()}
+    every_log = sorted((stack_settings.home / "logs").glob("*.log"))
+    assert {p.name for p in every_log} >= {"worker.log", "crm.log", "connect.log", "kafka.log"}
+    assert not {(p.name, v) for p in every_log for v in passwords
+                if v in p.read_text(errors="replace")}
