@@ -209,15 +209,19 @@ def sync_progress(
 
 
 def tenant_counts(
-    settings: Settings, stats: result_index.ReadStats | None = None
+    settings: Settings, stats: result_index.ReadStats | None = None, *, kafka: bool = True
 ) -> dict[str, dict[str, int]]:
-    """Results per tenant and action, from the result index (its new tail read first)."""
+    """Results per tenant and action, from the result index (its new tail read first;
+    ``kafka=False``: as far as it was indexed, for a Kafka that does not answer)."""
     try:
-        result_index.catch_up(settings, stats)
+        if kafka:
+            result_index.catch_up(settings, stats)
         return result_index.counts_by_tenant(settings)
     except (sqlite3.Error, OSError) as exc:  # no index here (read-only home): scan
         log.warning("result index unusable (%s); reading the whole results topic", exc)
     found: dict[str, dict[str, int]] = {}
+    if not kafka:
+        return found
     for record in iter_results(settings):
         actions = found.setdefault(str(record.get("tenant")), {})
         actions[record["action"]] = actions.get(record["action"], 0) + 1

@@ -36,10 +36,12 @@ def _connector_problems(report: dict[str, Any]) -> list[str]:
     connectors = report.get("connectors") or [report.get("connector") or {}]
     found = []
     for connector in connectors:
-        name = connector.get("name") or "the connector"
+        name = connector.get("name")
         if connector.get("state") != "RUNNING":
             detail = f": {connector['error']}" if connector.get("error") else ""
-            found.append(f"connector {name} is {connector.get('state')}{detail}")
+            state = connector.get("state")
+            found.append(f"connector {name} is {state}{detail}" if name
+                         else f"connector {state}{detail}")  # Connect did not say which
             continue
         for task in connector.get("tasks") or []:
             if task.get("state") != "RUNNING":

@@ -20,6 +20,7 @@ database) is masked there, as the token is (``shown_dsn``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ import httpx
 import psycopg
 from confluent_kafka import KafkaException
 
+from acct2crm import result_index
 from acct2crm.app.lanes import describe as describe_lanes
 from acct2crm.connect.client import ConnectClient
 from acct2crm.connect.config import load
@@ -112,6 +114,15 @@ def progress(settings: Settings) -> tuple[int, dict[str, int], list[dict[str, An
     return int(found.lag), counts, [dict(item) for item in found.last_failures]
 
 
+def indexed_counts(settings: Settings) -> dict[str, int]:
+    """Counts per action as far as the result index has them, for a Kafka that does not
+    answer: the last known word, rather than none."""
+    try:
+        return result_index.counts(settings)
+    except (sqlite3.Error, OSError):
+        return {}
+
+
 def worker_view(settings: Settings) -> dict[str, Any]:
     """What the worker says of itself: running, or waiting for the CRM and why."""
     try:
@@ -127,10 +138,10 @@ def worker_view(settings: Settings) -> dict[str, Any]:
     return {key: body.get(key) for key in keys}
 
 
-def source_view(settings: Settings) -> dict[str, Any]:
+def source_view(settings: Settings, *, kafka: bool = True) -> dict[str, Any]:
     """The accounting database's identity, slot and heartbeat (source_watch.py)."""
     try:
-        return source_report(settings)
+        return source_report(settings, kafka=kafka)
     except Acct2CrmError as exc:
         return {"warnings": [], "error": str(exc)}
 
@@ -158,13 +169,15 @@ def retention_warnings(settings: Settings) -> list[str]:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    # a refused login or TLS failure is said in seconds, and progress is not read through it
+    # a refused login, a TLS failure or a Kafka that is down is said in seconds, and
+    # nothing else is read through it: each read would wait out its own timeout
     kafka_problem = check_kafka(settings, timeout_s=5.0)
-    lag, counts, failures = progress(settings) if kafka_problem is None else (-1, {}, [])
+    kafka = kafka_problem is None
+    lag, counts, failures = progress(settings) if kafka else (-1, indexed_counts(settings), [])
     sync = worker_view(settings)
     stack = find_local_stack()
     sync["supervisor"] = stack.worker_supervision(settings) if stack is not None else None
-    source = source_view(settings)
+    source = source_view(settings, kafka=kafka)
     sync["paused"] = _paused(settings)  # the pause file's word: right with the worker down
     report = {
         "postgres_dsn": settings.postgres_dsn,
@@ -181,9 +194,9 @@ def collect(settings: Settings) -> dict[str, Any]:
         "last_failures": failures,
         "sync": sync,
         "source": source,
-        "warnings": [*source.get("warnings", []), *retention_warnings(settings)],
+        "warnings": [*source.get("warnings", []), *(retention_warnings(settings) if kafka else [])],
         "kafka_error": None if kafka_problem is None else kafka_problem.message,
-        **workers_and_tenants(settings, stack),
+        **workers_and_tenants(settings, stack, kafka=kafka),
     }
     for view in report["tenants"].values():  # each other tenant's slot and heartbeat
         report["warnings"].extend((view.get("source") or {}).get("warnings") or [])
@@ -191,7 +204,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def workers_and_tenants(settings: Settings, stack: Any) -> dict[str, Any]:
+def workers_and_tenants(settings: Settings, stack: Any, *, kafka: bool = True) -> dict[str, Any]:
     """``workers`` (every worker process of the local stack) and ``tenants`` (tenant_status)."""
     states = getattr(stack, "worker_states", None)
     workers = states(settings) if states is not None else [
@@ -200,7 +213,7 @@ def workers_and_tenants(settings: Settings, stack: Any) -> dict[str, Any]:
     urls = [w["status_url"] for w in workers if w.get("state") == "running"]
     return {
         "workers": [{"state": w["state"], "pid": w["pid"]} for w in workers],
-        "tenants": tenants_view(settings, urls),
+        "tenants": tenants_view(settings, urls, kafka=kafka),
     }
 
 
@@ -298,10 +311,12 @@ def as_text(report: dict[str, Any]) -> str:
         lines.append(f"WARNING {warning}")
     if sync.get("mapping_error"):
         lines.append(f"mapping file error (previous mapping kept): {sync['mapping_error']}")
-    lines.append(f"lag {report['lag']}")
+    unread = " (Kafka does not answer)" if report.get("kafka_error") else ""
+    lines.append(f"lag {'unknown' if unread else report['lag']}{unread}")
     counts = report["counts"]
     lines.append(
         "counts " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none yet")
+        + (" (as far as indexed)" if unread and counts else "")
     )
     for failure in report["last_failures"]:
         code = failure.get("code") or f"row {failure.get('accounting_id')}"

@@ -62,17 +62,20 @@ def worker_bodies(urls: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def tenants_view(
-    settings: Settings, status_urls: Sequence[str], registry: TenantRegistry | None = None
+    settings: Settings, status_urls: Sequence[str], registry: TenantRegistry | None = None,
+    *, kafka: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """``status --json``'s ``tenants``: ``{"<ID>": {"lag", "counts", "sync"}}``, and for
-    each tenant but the default its ``source`` (source_watch.tenant_report)."""
+    each tenant but the default its ``source`` (source_watch.tenant_report). ``kafka=False``:
+    Kafka does not answer; lags are -1 and counts as far as the result index has them."""
     try:
         registry = registry or read_registry(settings)
     except Acct2CrmError:
         return {}
     try:
-        lags: dict[int, int] | None = partition_lags(settings)
-        counts = tenant_counts(settings)  # the result index: no scan of the results topic
+        lags: dict[int, int] | None = partition_lags(settings) if kafka else None
+        # the result index: no scan of the results topic
+        counts = tenant_counts(settings, kafka=kafka)
     except (KafkaException, Acct2CrmError):
         lags, counts = None, {}
     bodies = worker_bodies(status_urls)
