@@ -1,8 +1,13 @@
 """The stack's Python services: the reference CRM and the sync worker.
 
-Both are started as ``python -m`` of this same interpreter, with the settings
-of the ``up`` that started them handed down as ``ACCT2CRM_*`` variables, so a
-stack started with overrides (tests) runs its children with the same ones.
+Both are started as ``python -m`` of this same interpreter. What the child
+would not find by itself is handed down as ``ACCT2CRM_*`` variables: the
+settings ``up`` was given in code (tests, ``--workers``), relative paths made
+absolute (the child runs in its own folder) and the config file in force. The
+rest the child reads from the environment and the config file itself, so an
+edit of the file reaches the worker at its next start (a restart by its
+supervisor, or ``down`` and ``up``) instead of being shadowed by the values of
+the first ``up``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from pathlib import Path, PurePath
 import httpx
 from pydantic import SecretStr
 
-from acct2crm.config_file import env_name
+from acct2crm.config_file import config_path, env_name
+from acct2crm.errors import ConfigError
 from acct2crm.settings import DERIVED_ENDPOINTS, Settings
 from devstack import safe_fs
 from devstack.paths import StackPaths
@@ -24,12 +30,24 @@ STOP_SIGNAL = signal.SIGTERM
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as the environment variables that reproduce them (secrets included)."""
+    """The variables a child needs on top of the environment to get these settings
+    (secrets included): see the module's docstring."""
+    try:
+        own = Settings()  # what a child reads by itself: the environment, then the file
+        path = config_path()
+    except ConfigError:  # the file broke since: hand down every value, as it was read
+        own, path = None, None
     env: dict[str, str] = {}
+    if path is not None:
+        env[env_name("config")] = str(path.resolve())
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         # an endpoint left to its default stays derived in the child (not "external" there)
         if value is None or (name in DERIVED_ENDPOINTS and not settings.configured(name)):
+            continue
+        if isinstance(value, Path) and not value.is_absolute():
+            value = value.resolve()
+        elif own is not None and value == getattr(own, name):
             continue
         key = env_name(name)
         if isinstance(value, SecretStr):

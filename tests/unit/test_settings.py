@@ -215,6 +215,46 @@ def test_children_inherit_configured_endpoints_only(clean_env: Path) -> None:
     assert remote["ACCT2CRM_CRM_URL"] == "http://crm.example.com"
 
 
+def child_setting(env: dict[str, str], name: str, cwd: Path) -> str:
+    """A setting as a child of the stack reads it: in its own folder, this environment."""
+    done = subprocess.run(
+        [sys.executable, "-c",
+         f"from acct2crm.settings import Settings; print(Settings().{name})"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=cwd, check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_a_child_reads_the_config_file_itself_so_an_edit_reaches_its_next_start(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(monkeypatch, clean_env, toml({"log_level": "debug", "crm_timeout_s": 5.0}))
+    handed = settings_env(Settings())
+    assert handed == {"ACCT2CRM_CONFIG": str(path.resolve())}  # the file's values stay in it
+    path.write_text(toml({"log_level": "warning", "crm_timeout_s": 5.0}))  # edited after `up`
+    child = clean_env / "worker"
+    child.mkdir()
+    assert child_setting({**os.environ, **handed}, "log_level", child) == "warning"
+
+
+def test_a_child_gets_what_it_could_not_find_itself(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(clean_env)
+    given = Settings(worker_port=51234, scope_file=Path("scopes/acme.toml"))
+    moved = given.model_copy(update={"crm_timeout_s": 3.5})  # as `up --workers` makes its own
+    handed = settings_env(moved)
+    assert handed["ACCT2CRM_WORKER_PORT"] == "51234" and handed["ACCT2CRM_CRM_TIMEOUT_S"] == "3.5"
+    # a relative path, made absolute: the child runs in a folder of its own
+    assert handed["ACCT2CRM_SCOPE_FILE"] == str(clean_env / "scopes" / "acme.toml")
+    assert "ACCT2CRM_LOG_LEVEL" not in handed and "ACCT2CRM_CONFIG" not in handed
+    child = clean_env / "worker"
+    child.mkdir()
+    env = {**os.environ, **handed}
+    assert child_setting(env, "scope_file", child) == str(clean_env / "scopes" / "acme.toml")
+    assert child_setting(env, "worker_port", child) == "51234"
+
+
 # ---------------------------------------------------------------- the command
 def test_config_show_json_gives_sources_and_masks_secrets(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
