@@ -193,9 +193,13 @@ app.add_typer(dlq_app, name="dlq")
 def pause(tenant: str = typer.Argument(..., help="Tenant whose CRM writes wait.")) -> None:
     """Hold a tenant's changes in Kafka (as if its CRM were down) until `resume`."""
     from acct2crm import pause as job
+    from acct2crm.errors import Acct2CrmError
     from acct2crm.settings import get_settings
 
-    changed = job.pause(get_settings(), tenant)
+    try:
+        changed = job.pause(get_settings(), tenant)
+    except Acct2CrmError as exc:  # no such tenant, or a pause file that cannot be read
+        raise _fail(exc) from exc
     typer.echo(f"tenant {tenant} " + ("paused: its changes wait in Kafka" if changed
                                       else "was already paused"))
 
@@ -204,9 +208,13 @@ def pause(tenant: str = typer.Argument(..., help="Tenant whose CRM writes wait."
 def resume(tenant: str = typer.Argument(..., help="Paused tenant.")) -> None:
     """Let a paused tenant's changes go on to the CRM, in order."""
     from acct2crm import pause as job
+    from acct2crm.errors import Acct2CrmError
     from acct2crm.settings import get_settings
 
-    changed = job.resume(get_settings(), tenant)
+    try:
+        changed = job.resume(get_settings(), tenant)
+    except Acct2CrmError as exc:  # a pause file that cannot be read
+        raise _fail(exc) from exc
     typer.echo(f"tenant {tenant} " + ("resumed" if changed else "was not paused"))
 
 

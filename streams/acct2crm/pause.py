@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from acct2crm.errors import ConfigError
+from acct2crm.private_file import write_private
 from acct2crm.settings import Settings
+from acct2crm.tenants import read_registry
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +49,21 @@ def read_paused(path: Path) -> dict[str, float]:
 
 
 def _write(path: Path, paused: dict[str, float]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(paused, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, json.dumps(paused, indent=2, sort_keys=True) + "\n")
 
 
 def pause(settings: Settings, tenant: str) -> bool:
-    """Pause ``tenant``; False if it already was."""
+    """Pause ``tenant``; False if it already was. A name no tenant has is refused: a typo
+    would look paused in ``status`` while the tenant meant kept syncing."""
+    try:
+        registry = read_registry(settings)
+    except ConfigError as exc:  # the worker keeps its last good list: pausing must work
+        log.warning("cannot check tenant %s against the tenants file (%s); pausing it", tenant,
+                    exc)
+    else:
+        if registry.get(tenant) is None:
+            known = ", ".join(t.id for t in registry)
+            raise ConfigError(f"no tenant {tenant!r}; the tenants are: {known}")
     path = pause_path(settings)
     paused = read_paused(path)
     if tenant in paused:

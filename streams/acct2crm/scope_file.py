@@ -14,6 +14,7 @@ from typing import Any
 
 from acct2crm.errors import ConfigError
 from acct2crm.file_stamp import RECHECK_S, FileStamp, Stamp
+from acct2crm.private_file import write_private
 from acct2crm.rules.scope import DEFAULT_SCOPE, SyncScope, parse_scope, scope_to_data
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,7 @@ def read_scope(path: Path) -> SyncScope:
 
 
 def write_scope(path: Path, scope: SyncScope) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(_to_toml(scope_to_data(scope)), encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, _to_toml(scope_to_data(scope)))
 
 
 def _to_toml(data: dict[str, Any]) -> str:

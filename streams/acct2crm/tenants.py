@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from acct2crm.errors import ConfigError
 from acct2crm.file_stamp import RECHECK_S, FileStamp, Stamp
+from acct2crm.private_file import write_private
 from acct2crm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -227,10 +228,7 @@ def upsert_tenant_entry(path: Path, tenant_id: str, entry: Mapping[str, str]) ->
         return False
     lines = ["", f"[tenants.{tenant_id}]"]
     lines += [f"{key} = {_toml_string(value)}" for key, value in entry.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
     return True
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from acct2crm.kafka_security import connect_secret_values
+from acct2crm.private_file import PRIVATE_DIR, write_private
 from acct2crm.settings import Settings
 
 
@@ -25,15 +26,10 @@ def secret_values(settings: Settings) -> dict[str, str]:
 def write_connect_secrets(settings: Settings) -> Path:
     """Write the secrets file readable by its owner only; its path."""
     target = settings.connect_secrets_file
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(target.parent, 0o700)
-    staging = target.with_suffix(".tmp")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        for key, value in secret_values(settings).items():
-            handle.write(f"{key}={_escape(value)}\n")
-    os.chmod(staging, 0o600)
-    staging.replace(target)
+    target.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    os.chmod(target.parent, PRIVATE_DIR)  # its own folder: nobody else's to pass either
+    write_private(target, "".join(
+        f"{key}={_escape(value)}\n" for key, value in secret_values(settings).items()))
     return target
 
 
