@@ -65,6 +65,9 @@ class MappingWatcher:
         return self._mapping
 
     def summary(self) -> str:
-        """One line for the status page: where the mapping comes from."""
-        origin = str(self.path) if self.path.exists() else "default (no mapping file)"
-        return f"{origin}; {len(self._mapping.rules)} CRM fields"
+        """One line for the status page: where the mapping comes from. The file is looked
+        at first, as the scope's is: an edit shows (or its error does) without waiting for
+        the next change to need the mapping."""
+        mapping = self.current()
+        origin = str(self.path) if self._seen is not None else "default (no mapping file)"
+        return f"{origin}; {len(mapping.rules)} CRM fields"

@@ -351,6 +351,23 @@ def test_a_broken_edit_keeps_the_last_good_mapping_and_says_why(tmp_path: Path) 
     assert watcher.error is None
 
 
+def test_the_status_line_sees_an_edit_before_any_change_needs_the_mapping(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mapping.toml"
+    path.write_text(CUSTOM)
+    watcher = MappingWatcher(path, every_s=0)
+    fields = len(watcher.current().rules)
+    path.write_text('[[field]]\ncrm = "code"\ncolumn = "code"\ntransform = "uppercase"\n')
+    os.utime(path, (1, 1))
+    assert watcher.summary() == f"{path}; {fields} CRM fields"  # the last good one, kept
+    assert watcher.error is not None and "uppercase" in watcher.error
+    path.unlink()  # gone: the default mapping, and nothing wrong any more
+    default = len(DEFAULT_MAPPING.rules)
+    assert watcher.summary() == f"default (no mapping file); {default} CRM fields"
+    assert watcher.error is None
+
+
 def test_preview_lists_each_mapped_field_with_its_value() -> None:
     items = preview(mapping_of(CUSTOM), row(1, "KH001", phone="(090) 12"))
     assert [(i.field, i.value, i.create_only) for i in items] == [
