@@ -63,9 +63,10 @@ def worker(
 @app.command()
 def history(
     code: str = typer.Argument(..., help="Customer code, matched as the CRM does."),
+    tenant: str | None = typer.Option(None, help="Only this tenant's results."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
-    """What happened to one customer code, and why: every result, in commit order."""
+    """What happened to one customer code, and why: every result, in the order applied."""
     import json
 
     from acct2crm.errors import Acct2CrmError
@@ -77,6 +78,8 @@ def history(
         records = code_history(get_settings(), code)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
+    if tenant is not None:
+        records = [r for r in records if r.get("tenant") == tenant]
     if as_json:
         for record in records:
             typer.echo(json.dumps(record, ensure_ascii=False, default=str))

@@ -242,7 +242,8 @@ def _scan_progress(settings: Settings, progress: SyncProgress) -> None:
 def code_history(
     settings: Settings, code: str, stats: result_index.ReadStats | None = None
 ) -> list[dict[str, Any]]:
-    """The results about one customer code (the newest ones), in commit order."""
+    """The results about one customer code (the newest ones), in the order they were
+    applied: a backfill or a re-drive shows when it was done, not at its change's place."""
     try:
         result_index.catch_up(settings, stats)
         offsets = result_index.code_offsets(settings, code)
@@ -251,5 +252,5 @@ def code_history(
         log.warning("result index unusable (%s); reading the whole results topic", exc)
         key = code_key(code)
         found = [r for r in iter_results(settings) if r.get("code") and code_key(r["code"]) == key]
-    found.sort(key=lambda r: ((r.get("source") or {}).get("lsn") or 0, r["applied_at"]))
+    found.sort(key=lambda r: (r["applied_at"], (r.get("source") or {}).get("lsn") or 0))
     return found

@@ -58,11 +58,15 @@ def history_table(code: str, records: Sequence[dict[str, Any]]) -> None:
         console.print(f"No result mentions code {code!r} yet.")
         return
     table = Table(title=f"History of {code}")
-    for name in ("applied at", "accounting id", "op", "action", "reason", "crm id"):
+    # the same code in several companies: say whose each line is
+    tenants = len({r.get("tenant") for r in records}) > 1
+    for name in ("applied at", *(("tenant",) if tenants else ()), "accounting id", "op",
+                 "action", "reason", "crm id"):
         table.add_column(name, overflow="fold")
     for r in records:
         table.add_row(
             str(r.get("applied_at", "")),
+            *((str(r.get("tenant")),) if tenants else ()),
             str(r.get("accounting_id") or "—"),
             OP_WORDS.get(r.get("op") or "?", r.get("op") or "?"),
             _action(r["action"]),
