@@ -17,7 +17,7 @@ position there is (``BACKFILL_POSITION``), below every live change:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,12 @@ from acct2crm.errors import StackError
 from acct2crm.kafka_io import flush, producer
 from acct2crm.mapping_file import read_mapping
 from acct2crm.model.crm import CrmRecord
+from acct2crm.model.keys import row_key
 from acct2crm.records.avro import command_type
 from acct2crm.records.convert import command_record
 from acct2crm.rules.change import Action, Change, Op, Position
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide
+from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide, replay_reason
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
@@ -127,11 +128,24 @@ async def _crm_view(settings: Settings) -> dict[str, CrmRecord]:
         await crm.aclose()
 
 
+def synced_at(intent: SyncIntent, applied: Mapping[str, int]) -> int | None:
+    """The LSN the worker synced this row at, when a backfill of it is a replay (the
+    sink then leaves it as it is, whatever the CRM holds); None otherwise."""
+    lsn = applied.get(row_key(intent.tenant, intent.accounting_id))
+    return lsn if lsn is not None and intent.position.lsn <= lsn else None
+
+
 def dry_run(
-    settings: Settings, intents: list[SyncIntent]
+    settings: Settings, intents: list[SyncIntent], applied: Mapping[str, int]
 ) -> Iterator[tuple[SyncIntent, Action, str]]:
-    """What R1 would do for each row against the CRM as it is now; writes nothing."""
+    """What R1 would do for each row, as the sink would: a row the worker synced already
+    (``applied``: its per-row positions) is a replay, any other is decided against the
+    CRM as it is now. Writes nothing."""
     view = asyncio.run(_crm_view(settings))
     for intent in intents:
+        lsn = synced_at(intent, applied)
+        if lsn is not None:
+            yield intent, Action.UNCHANGED, f"{replay_reason(lsn)}; nothing written"
+            continue
         decision = decide(intent, {k: view.get(k) for k in intent.code_keys()})
         yield intent, decision.action, decision.reason

@@ -96,6 +96,7 @@ def backfill(
     from acct2crm import backfill as job
     from acct2crm.errors import Acct2CrmError
     from acct2crm.follow_worker import end_offset, follow_with_progress
+    from acct2crm.replay import applied_positions
     from acct2crm.settings import get_settings
     from acct2crm.task_progress import track
     from acct2crm.topic_partitions import commands_partition
@@ -105,16 +106,20 @@ def backfill(
     try:
         lsn, rows = job.snapshot_rows(settings)
         planned = job.plan(settings, lsn, rows)
+        applied = applied_positions(settings)  # rows synced already: the sink leaves them
         if dry_run:
-            backfill_table(list(job.dry_run(settings, planned.intents)), planned.outcomes)
+            backfill_table(list(job.dry_run(settings, planned.intents, applied)),
+                           planned.outcomes)
             return
+        synced = sum(job.synced_at(i, applied) is not None for i in planned.intents)
         # the commands go to the tenant's partition (its lane, its tables): follow that one
         partition = commands_partition(settings, settings.tenant)
         start = end_offset(settings, settings.commands_topic, partition)
         with track("backfill: sending rows", len(planned.intents), "rows") as tracker:
             sent = job.send(settings, planned.intents, tracker)
         typer.echo(
-            f"{sent} in-scope rows sent to the sink as inserts (R1); "
+            f"{sent} in-scope rows sent to the sink as inserts (R1), {synced} of them synced "
+            "already (recorded unchanged, nothing written); "
             f"{len(planned.outcomes)} left alone. Follow with `acct2crm status`."
         )
         if wait and sent:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from acct2crm.errors import DecodeError, StackError
@@ -81,7 +81,10 @@ def _read_all_partitions(
         found = admin_client(settings).list_topics(topic=topic, timeout=5.0).topics.get(topic)
     except KafkaException as exc:
         raise StackError(f"reading {topic}: {exc}") from exc
-    count = len(found.partitions) if found is not None and found.partitions else 1
+    if found is None or (found.error is not None
+                         and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+        return  # not made yet (no worker ever ran): an empty table
+    count = len(found.partitions) if found.partitions else 1
     for partition in range(count):
         yield from read_range(settings, topic, 0, partition=partition)
 

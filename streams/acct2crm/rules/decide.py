@@ -122,6 +122,11 @@ def resolve_fields(
     return mapping.fields(resolve_row(before, after))
 
 
+def replay_reason(applied_lsn: int) -> str:
+    """Why a change at or below the row's applied position writes nothing (R4)."""
+    return f"replay: this row was already synced at lsn {applied_lsn}"
+
+
 def classify(
     change: Change,
     scope: SyncScope,
@@ -175,8 +180,8 @@ def classify(
     if applied is not None and change.position.lsn <= applied.lsn:
         return Outcome(
             Action.UNCHANGED,
-            f"replay: this row was already synced at lsn {applied.lsn} "
-            f"(this change is lsn {change.position.lsn}); nothing written",
+            f"{replay_reason(applied.lsn)} (this change is lsn {change.position.lsn}); "
+            "nothing written",
             code,
         )
     previous = mapping.code(change.before) if change.op is Op.UPDATE else None

@@ -32,7 +32,7 @@ from acct2crm.model.crm import CrmRecord
 from acct2crm.model.keys import row_lane_token
 from acct2crm.rules.change import Action
 from acct2crm.rules.codes import code_key
-from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_ours
+from acct2crm.rules.decide import Create, Decision, SyncIntent, decide, pick_ours, replay_reason
 from acct2crm.sink.batching import BatchWrites, CodeLookups
 from acct2crm.sink.code_cache import CodeCache
 from acct2crm.sink.lookahead import may_end_in_r2d
@@ -182,7 +182,7 @@ class SinkEngine:
             return Applied(
                 intent,
                 Action.UNCHANGED,
-                f"replay: this row was already synced at lsn {applied.lsn}; nothing written",
+                f"{replay_reason(applied.lsn)}; nothing written",
             )
         keys = intent.code_keys()
         fresh = not all(self._cache.known(k) for k in keys)
