@@ -16,7 +16,11 @@ from acct2crm.settings import Settings
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer(client_config(settings, acks="all", **{"enable.idempotence": True}))
+    # log_level 3: librdkafka's retry warnings (a broker still loading its transaction
+    # coordinator right after start) stay off the operator's terminal; a record Kafka
+    # does not take is said by flush
+    return Producer(client_config(settings, acks="all", log_level=3,
+                                  **{"enable.idempotence": True}))
 
 
 def admin_client(settings: Settings) -> AdminClient:

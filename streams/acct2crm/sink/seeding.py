@@ -197,7 +197,7 @@ class Seeder:
     def start(self) -> None:
         """Seed in the background unless the table is seeded or seeding runs."""
         if self.cache.seeded:  # seeded by an earlier run of the worker (its changelog)
-            metrics.seed_progress(self.tenant, 0, done=True)
+            self._found_seeded()
             return
         if self.running:
             return
@@ -215,6 +215,13 @@ class Seeder:
         if self.progress.state != "done":
             self.progress.state = "not_started" if task is None else "paused"
 
+    def _found_seeded(self) -> None:
+        """A seeding an earlier run finished: its figures from its last note in the table,
+        for the status and the metric alike (they said 0 customers)."""
+        self.progress.mark = SeedMark.from_note(self.cache.note(PROGRESS), self._page_size)
+        self.progress.state = "done"
+        metrics.seed_progress(self.tenant, self.progress.mark.records, done=True)
+
     def status(self) -> dict[str, Any]:
         body = self.progress.as_dict(self._clock())
         if self.cache.seeded:
@@ -224,8 +231,7 @@ class Seeder:
     async def run(self) -> None:
         """Seed to the end of the list, from where the table says it got to."""
         if self.cache.seeded:
-            self.progress.state = "done"
-            metrics.seed_progress(self.tenant, 0, done=True)
+            self._found_seeded()
             return
         mark = SeedMark.from_note(self.cache.note(PROGRESS), self._page_size)
         progress = self.progress

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from acct2crm import metrics
 from acct2crm.app.pipeline import ChangeRouter, CommandApplier
 from acct2crm.model.message import Message
 from acct2crm.rules.codes import code_key
@@ -252,3 +253,17 @@ async def test_seeding_never_waits_for_ever_behind_a_steady_flow_of_changes() ->
     await asyncio.wait_for(pace.wait_behind_sink(at_most_s=0.2), 2)
     stop.set()
     await asyncio.gather(*flows)
+
+
+async def test_a_worker_that_finds_the_table_seeded_reports_what_the_seeding_read() -> None:
+    """The metric and the status page give one figure: the finished seeding's count,
+    not 0 because an earlier run of the worker did it."""
+    crm = crm_with(250)
+    table: dict[str, Any] = {}
+    await seeder_for(crm, table).run()
+    later = seeder_for(crm, table)  # the next start: the table restored from its changelog
+    later.start()
+    assert later.status()["state"] == "done" and later.status()["records"] == 250
+    shown = metrics.exposition().decode()
+    assert f'acct2crm_seed_customers{{tenant="{TENANT}"}} 250.0' in shown
+    assert f'acct2crm_seed_done{{tenant="{TENANT}"}} 1.0' in shown
