@@ -99,7 +99,10 @@ def as_text(report: dict[str, Any]) -> str:
         source = row["source"] + (f" {row['detail']}" if row["detail"] else "")
         lines.append(f"{name:<{width}}  {values[name]:<{value_width}}  {source}")
     lines.append("")
-    lines.extend(f"{name:<{width}}  {value}" for name, value in report["derived"].items())
+    for name, value in report["derived"].items():
+        # a scope or mapping file that is not there: its defaults are in force
+        absent = name.endswith("_file_in_force") and not Path(value).exists()
+        lines.append(f"{name:<{width}}  {value}" + ("  (absent: defaults)" if absent else ""))
     lines.extend(["", *report["notes"]])
     if report["unknown_env"]:
         lines.append(

@@ -297,6 +297,16 @@ def test_config_show_says_where_a_remote_password_comes_from(
     assert "the password is pg_password, from env ACCT2CRM_PG_PASSWORD" in result.output
 
 
+def test_config_show_says_which_rule_files_are_absent(clean_env: Path) -> None:
+    (clean_env / "scope.toml").write_text("customers_only = false\n")
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    [scope] = [line for line in result.output.splitlines() if "scope_file_in_force" in line]
+    [mapping] = [line for line in result.output.splitlines() if "mapping_file_in_force" in line]
+    assert scope.endswith(str(clean_env / "scope.toml"))
+    assert mapping.endswith("mapping.toml  (absent: defaults)")
+
+
 def test_config_show_says_a_tunnelled_password_is_masked_in_text(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
