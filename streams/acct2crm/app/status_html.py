@@ -21,7 +21,8 @@ STATE_WORDS = {
     "waiting_for_crm": "Waiting for the CRM",
     "paused": "Paused",
 }
-ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
+# always shown, 0 or not; any other action once it happens (names as results carry them)
+ACTIONS = ("created", "updated", "unchanged", "skipped_duplicate_code", "failed")
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1d2330;background:#f6f7f9}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,9 @@ def test_status_page_shows_each_state() -> None:
     page = render_status([running], ConnectorView("c", "RUNNING", (("0", "RUNNING"),)), now=now)
     assert 'data-state="running"' in page and ">Running<" in page
     assert 'class="lag-total">4<' in page and "<b>5</b> created" in page
+    # the actions results carry, each once: no "skipped" beside "skipped_duplicate_code"
+    assert re.findall(r'data-action="([^"]+)"', page) == [
+        "created", "updated", "unchanged", "skipped_duplicate_code", "failed"]
     assert 'http-equiv="refresh" content="5"' in page and "<script" not in page
     waiting = TenantView("default", "waiting_for_crm", waiting_reason="CRM answered 503",
                          waiting_since=now - 300)
