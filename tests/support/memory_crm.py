@@ -135,7 +135,7 @@ class MemoryCrm:
         self.calls.append(("create", dict(fields)))
         code = fields.get("code") or ""
         if match_key(code) in self.reject_codes:
-            raise CrmRejected(f"code {code} refused", field="code")
+            raise CrmRejected(f"CRM rejected code (422): {code} refused", field="code")
         if self._holder(code) is not None:
             raise CrmConflict(f"code {code} exists", status=409)
         self.writes += 1
@@ -159,7 +159,7 @@ class MemoryCrm:
             raise CrmNotFound(f"no customer {crm_id}", status=404)
         new_code = fields.get("code")
         if new_code is not None and match_key(new_code) in self.reject_codes:
-            raise CrmRejected(f"code {new_code} refused", field="code")
+            raise CrmRejected(f"CRM rejected code (422): {new_code} refused", field="code")
         if new_code is not None and self._holder(new_code, other_than=crm_id) is not None:
             raise CrmConflict(f"code {new_code} exists", status=409)
         self.writes += 1

@@ -205,10 +205,8 @@ class SinkEngine:
                 view, fresh = await self._fresh_view(keys), True
                 ours, looked_up = None, False
                 continue
-            except CrmRejected as exc:
-                return Applied(
-                    intent, Action.FAILED, f"CRM rejected the row: {exc}", error="CrmRejected"
-                )
+            except CrmRejected as exc:  # it says "CRM rejected <field> (<status>): <why>"
+                return Applied(intent, Action.FAILED, str(exc), error="CrmRejected")
             except CrmPermanent as exc:
                 return Applied(
                     intent,
