@@ -38,6 +38,7 @@ from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide, replay_
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
+from acct2crm.tenants import read_registry
 from acct2crm.topic_partitions import commands_partitions
 
 COLUMNS = (
@@ -54,6 +55,20 @@ def parse_lsn(text: str) -> int:
     """PostgreSQL's ``X/Y`` LSN as the integer Debezium reports."""
     high, low = text.split("/")
     return (int(high, 16) << 32) + int(low, 16)
+
+
+def for_tenant(settings: Settings, tenant_id: str | None) -> Settings:
+    """The settings a backfill of one tenant reads with: its database, CRM account and
+    scope (the default tenant's are the settings themselves)."""
+    if tenant_id is None:
+        return settings
+    tenant = read_registry(settings).require(tenant_id)
+    if tenant.is_default:
+        return settings
+    return settings.model_copy(update={
+        "tenant": tenant.id, "pg_database": tenant.database, "crm_url": tenant.crm_url,
+        "crm_token": tenant.crm_token, "scope_file": tenant.scope_file,
+    })
 
 
 def snapshot_rows(settings: Settings) -> tuple[int, list[dict[str, Any]]]:

@@ -91,6 +91,8 @@ def history(
 def backfill(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what R1 would do; write nothing."),
     wait: bool = typer.Option(False, "--wait", help="Follow the worker until it applied them."),
+    tenant: str | None = typer.Option(
+        None, help="The tenant whose accounting rows to backfill (default: the default one)."),
 ) -> None:
     """Apply R1 to every in-scope accounting row that exists now (snapshot rows included)."""
     from acct2crm import backfill as job
@@ -102,8 +104,8 @@ def backfill(
     from acct2crm.topic_partitions import commands_partition
     from acct2crm.views import backfill_table
 
-    settings = get_settings()
     try:
+        settings = job.for_tenant(get_settings(), tenant)
         lsn, rows = job.snapshot_rows(settings)
         planned = job.plan(settings, lsn, rows)
         applied = applied_positions(settings)  # rows synced already: the sink leaves them

@@ -61,9 +61,7 @@ def pause(settings: Settings, tenant: str) -> bool:
         log.warning("cannot check tenant %s against the tenants file (%s); pausing it", tenant,
                     exc)
     else:
-        if registry.get(tenant) is None:
-            known = ", ".join(t.id for t in registry)
-            raise ConfigError(f"no tenant {tenant!r}; the tenants are: {known}")
+        registry.require(tenant)
     path = pause_path(settings)
     paused = read_paused(path)
     if tenant in paused:

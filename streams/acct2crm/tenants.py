@@ -150,6 +150,15 @@ class TenantRegistry:
     def get(self, tenant_id: str) -> Tenant | None:
         return self.tenants.get(tenant_id)
 
+    def require(self, tenant_id: str) -> Tenant:
+        """The tenant an operator named; a name no tenant has is a ``ConfigError`` that
+        lists the tenants (a typo must not pass for a tenant with nothing to do)."""
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            known = ", ".join(self.tenants)
+            raise ConfigError(f"no tenant {tenant_id!r}; the tenants are: {known}")
+        return tenant
+
     def by_database(self, database: str) -> Tenant | None:
         """The tenant whose database Debezium named in ``source.db``."""
         for tenant in self.tenants.values():

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from acct2crm import backfill
+from acct2crm.errors import ConfigError
 from acct2crm.model.crm import CrmRecord
 from acct2crm.model.keys import row_key
 from acct2crm.rules.change import Action
@@ -42,3 +43,20 @@ def test_a_row_the_worker_synced_is_a_replay_and_the_others_are_decided_on_the_c
                         "replay: this row was already synced at lsn 4242; nothing written")
     assert found[2][0] is Action.CREATED
     assert [backfill.synced_at(i, applied) for i in planned.intents] == [4_242, None]
+
+
+def test_a_tenants_backfill_reads_its_database_crm_and_scope(tmp_path: Path) -> None:
+    (tmp_path / "acme.token").write_text("acme-token\n")
+    (tmp_path / "tenants.toml").write_text(
+        f'[tenants.acme]\ncrm_token_file = "{tmp_path / "acme.token"}"\n'
+        'crm_url = "https://crm.acme.example"\n')
+    settings = Settings(home=tmp_path)
+    own = backfill.for_tenant(settings, "acme")
+    assert (own.tenant, own.pg_database, own.crm_url) == (
+        "acme", "accounting_acme", "https://crm.acme.example")
+    assert own.crm_token.get_secret_value() == "acme-token"
+    assert own.effective_scope_file == tmp_path / "scopes" / "acme.toml"
+    assert backfill.for_tenant(settings, None) is settings
+    assert backfill.for_tenant(settings, "default") is settings
+    with pytest.raises(ConfigError, match="no tenant 'acm'; the tenants are: default, acme"):
+        backfill.for_tenant(settings, "acm")

@@ -53,6 +53,33 @@ def test_tenants_list_includes_default_and_connects_as_printed(
     assert json.loads(cli("tenants", "list", "--json")) == listed
 
 
+def test_a_backfill_of_one_tenant_reads_its_database_and_writes_through_its_lane(
+    two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
+) -> None:
+    tenant = two_tenants[1]
+    p = tenant_pipe(stack_settings, tenant)
+    tag = unique_tag("TBF")
+    synced = p.insert(f"{tag}-S", name="Synced live")
+    # a vendor only: out of scope, so the sync never wrote it; a backfill reads it anyway
+    p.insert(f"{tag}-V", name="Vendor", is_customer=False, is_vendor=True)
+    assert [r["action"] for r in _results(pipe, tenant, tag, 2)] == [
+        "created", "ignored_out_of_scope"]
+    dry = cli("backfill", "--tenant", tenant, "--dry-run")
+    [line] = [x for x in dry.splitlines() if f"{tag}-S" in x]
+    assert "unchanged" in line and "already synced" in line  # a replay, said beforehand
+    said = cli("backfill", "--tenant", tenant)
+    assert " of them synced already" in said
+    [again] = pipe.results_where(
+        lambda r: r["tenant"] == tenant and r["accounting_id"] == synced and r["op"] == "b", 1,
+        timeout_s=120)
+    assert again["action"] == "unchanged" and "replay" in again["reason"]
+    assert not p.crm_by_code(f"{tag}-V")  # out of scope for this tenant's scope too
+    assert not pipe.crm_by_code(f"{tag}-S")  # the default tenant's account never saw it
+    with pytest.raises(AssertionError, match="no tenant 'nobody'"):
+        cli("backfill", "--tenant", "nobody")
+    p.close()
+
+
 def test_two_tenants_interleaved_swaps_with_the_same_codes(
     two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
 ) -> None:
