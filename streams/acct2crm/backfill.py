@@ -38,7 +38,7 @@ from acct2crm.rules.decide import Outcome, SyncIntent, classify, decide, replay_
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
 from acct2crm.task_progress import Tracker
-from acct2crm.tenants import read_registry
+from acct2crm.tenants import Tenant, read_registry
 from acct2crm.topic_partitions import commands_partitions
 
 COLUMNS = (
@@ -57,24 +57,17 @@ def parse_lsn(text: str) -> int:
     return (int(high, 16) << 32) + int(low, 16)
 
 
-def for_tenant(settings: Settings, tenant_id: str | None) -> Settings:
-    """The settings a backfill of one tenant reads with: its database, CRM account and
-    scope (the default tenant's are the settings themselves)."""
-    if tenant_id is None:
-        return settings
-    tenant = read_registry(settings).require(tenant_id)
-    if tenant.is_default:
-        return settings
-    return settings.model_copy(update={
-        "tenant": tenant.id, "pg_database": tenant.database, "crm_url": tenant.crm_url,
-        "crm_token": tenant.crm_token, "scope_file": tenant.scope_file,
-    })
+def tenant_of(settings: Settings, tenant_id: str | None) -> Tenant:
+    """The tenant a backfill reads and writes for: its database, CRM account and scope
+    (default: the settings' own tenant). A name no tenant has is refused."""
+    return read_registry(settings).require(settings.tenant if tenant_id is None else tenant_id)
 
 
-def snapshot_rows(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
+def snapshot_rows(settings: Settings, tenant: Tenant) -> tuple[int, list[dict[str, Any]]]:
     """Every accounting row, read in one snapshot, and the position to send them at."""
     try:
-        with psycopg.connect(settings.postgres_conninfo(), row_factory=dict_row) as conn:
+        with psycopg.connect(settings.postgres_conninfo(tenant.database),
+                             row_factory=dict_row) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
                 rows = conn.execute(
@@ -91,13 +84,14 @@ class BackfillPlan:
     outcomes: list[tuple[dict[str, Any], Outcome]] = field(default_factory=list)
 
 
-def plan(settings: Settings, lsn: int, rows: list[dict[str, Any]]) -> BackfillPlan:
-    scope = read_scope(settings.effective_scope_file)
+def plan(settings: Settings, tenant: Tenant, lsn: int, rows: list[dict[str, Any]]
+         ) -> BackfillPlan:
+    scope = read_scope(tenant.scope_file)
     mapping = read_mapping(settings.effective_mapping_file)
     result = BackfillPlan()
     for row in rows:
         change = Change(
-            tenant=settings.tenant,
+            tenant=tenant.id,
             op=Op.SNAPSHOT,
             accounting_id=row["id"],
             before=None,
@@ -131,10 +125,10 @@ def send(settings: Settings, intents: list[SyncIntent], tracker: Tracker | None 
     return len(intents)
 
 
-async def _crm_view(settings: Settings) -> dict[str, CrmRecord]:
+async def _crm_view(settings: Settings, tenant: Tenant) -> dict[str, CrmRecord]:
     crm = CrmClient.connect(
-        settings.crm_url,
-        settings.crm_token.get_secret_value(),
+        tenant.crm_url,
+        tenant.crm_token.get_secret_value(),
         allow_insecure_http=settings.crm_allow_insecure_http,
     )
     try:
@@ -151,12 +145,12 @@ def synced_at(intent: SyncIntent, applied: Mapping[str, int]) -> int | None:
 
 
 def dry_run(
-    settings: Settings, intents: list[SyncIntent], applied: Mapping[str, int]
+    settings: Settings, tenant: Tenant, intents: list[SyncIntent], applied: Mapping[str, int]
 ) -> Iterator[tuple[SyncIntent, Action, str]]:
     """What R1 would do for each row, as the sink would: a row the worker synced already
     (``applied``: its per-row positions) is a replay, any other is decided against the
     CRM as it is now. Writes nothing."""
-    view = asyncio.run(_crm_view(settings))
+    view = asyncio.run(_crm_view(settings, tenant))
     for intent in intents:
         lsn = synced_at(intent, applied)
         if lsn is not None:

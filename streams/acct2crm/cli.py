@@ -104,18 +104,19 @@ def backfill(
     from acct2crm.topic_partitions import commands_partition
     from acct2crm.views import backfill_table
 
+    settings = get_settings()
     try:
-        settings = job.for_tenant(get_settings(), tenant)
-        lsn, rows = job.snapshot_rows(settings)
-        planned = job.plan(settings, lsn, rows)
+        chosen = job.tenant_of(settings, tenant)
+        lsn, rows = job.snapshot_rows(settings, chosen)
+        planned = job.plan(settings, chosen, lsn, rows)
         applied = applied_positions(settings)  # rows synced already: the sink leaves them
         if dry_run:
-            backfill_table(list(job.dry_run(settings, planned.intents, applied)),
+            backfill_table(list(job.dry_run(settings, chosen, planned.intents, applied)),
                            planned.outcomes)
             return
         synced = sum(job.synced_at(i, applied) is not None for i in planned.intents)
         # the commands go to the tenant's partition (its lane, its tables): follow that one
-        partition = commands_partition(settings, settings.tenant)
+        partition = commands_partition(settings, chosen.id)
         start = end_offset(settings, settings.commands_topic, partition)
         with track("backfill: sending rows", len(planned.intents), "rows") as tracker:
             sent = job.send(settings, planned.intents, tracker)

@@ -13,6 +13,7 @@ from acct2crm.model.crm import CrmRecord
 from acct2crm.model.keys import row_key
 from acct2crm.rules.change import Action
 from acct2crm.settings import Settings
+from acct2crm.tenants import Tenant
 
 
 def accounting_row(row_id: int, code: str) -> dict[str, Any]:
@@ -27,10 +28,11 @@ def test_a_row_the_worker_synced_is_a_replay_and_the_others_are_decided_on_the_c
     settings = Settings(home=tmp_path)
     lsn, rows = backfill.BACKFILL_POSITION.lsn, [accounting_row(1, "BF1"),
                                                 accounting_row(2, "BF2")]
-    planned = backfill.plan(settings, lsn, rows)
+    tenant = backfill.tenant_of(settings, None)
+    planned = backfill.plan(settings, tenant, lsn, rows)
     assert [i.accounting_id for i in planned.intents] == [1, 2]
 
-    async def crm_view(_settings: Settings) -> dict[str, CrmRecord]:
+    async def crm_view(_settings: Settings, _tenant: Tenant) -> dict[str, CrmRecord]:
         # the CRM has row 1's record, created by the live sync
         return {"BF1": CrmRecord(id=11, fields={"code": "BF1", "name": "Customer BF1"},
                                  external_ref="default:1")}
@@ -38,7 +40,8 @@ def test_a_row_the_worker_synced_is_a_replay_and_the_others_are_decided_on_the_c
     monkeypatch.setattr(backfill, "_crm_view", crm_view)
     applied = {row_key("default", 1): 4_242}  # the worker synced row 1 at lsn 4242
     found = {i.accounting_id: (action, reason)
-             for i, action, reason in backfill.dry_run(settings, planned.intents, applied)}
+             for i, action, reason in backfill.dry_run(settings, tenant, planned.intents,
+                                                              applied)}
     assert found[1] == (Action.UNCHANGED,
                         "replay: this row was already synced at lsn 4242; nothing written")
     assert found[2][0] is Action.CREATED
@@ -51,12 +54,16 @@ def test_a_tenants_backfill_reads_its_database_crm_and_scope(tmp_path: Path) -> 
         f'[tenants.acme]\ncrm_token_file = "{tmp_path / "acme.token"}"\n'
         'crm_url = "https://crm.acme.example"\n')
     settings = Settings(home=tmp_path)
-    own = backfill.for_tenant(settings, "acme")
-    assert (own.tenant, own.pg_database, own.crm_url) == (
+    own = backfill.tenant_of(settings, "acme")
+    assert (own.id, own.database, own.crm_url) == (
         "acme", "accounting_acme", "https://crm.acme.example")
     assert own.crm_token.get_secret_value() == "acme-token"
-    assert own.effective_scope_file == tmp_path / "scopes" / "acme.toml"
-    assert backfill.for_tenant(settings, None) is settings
-    assert backfill.for_tenant(settings, "default") is settings
+    assert own.scope_file == tmp_path / "scopes" / "acme.toml"
+    default = backfill.tenant_of(settings, None)
+    assert (default.id, default.database) == ("default", settings.pg_database)
+    assert backfill.tenant_of(settings, "default") == default
     with pytest.raises(ConfigError, match="no tenant 'acm'; the tenants are: default, acme"):
-        backfill.for_tenant(settings, "acm")
+        backfill.tenant_of(settings, "acm")
+    # the rows of acme are planned as acme's, against acme's scope
+    planned = backfill.plan(settings, own, 0, [accounting_row(5, "AC5")])
+    assert [(i.tenant, i.accounting_id) for i in planned.intents] == [("acme", 5)]
