@@ -19,6 +19,12 @@ yet commit later, and would be dropped as a replay.)
 What was re-driven is remembered on a compacted topic keyed by the dead
 letter's offset (``<dlq topic>.redriven``): ``list`` shows it, and ``retry
 --all`` leaves those letters alone.
+
+Every tenant's dead letters share the topic. A letter belongs to the tenant
+its command names, or whose database its change came from, and is decided
+again from that tenant's database and scope: never another tenant's row of
+the same id. A letter whose tenant the registry no longer has is not
+re-driven.
 """
 
 from __future__ import annotations
@@ -35,15 +41,17 @@ from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 from psycopg.rows import dict_row
 
 from acct2crm.backfill import COLUMNS
-from acct2crm.debezium import decode_change
+from acct2crm.debezium import TenantOf, decode_change
 from acct2crm.errors import DecodeError, StackError
 from acct2crm.kafka_io import admin_client, flush, json_or_none, producer, read_range
+from acct2crm.mapping_file import read_mapping
 from acct2crm.records.avro import command_type, dead_letter_type, result_type
 from acct2crm.records.convert import command_record, now_ms, result_record
 from acct2crm.rules.change import Change, Op, Position
 from acct2crm.rules.decide import Outcome, SyncIntent, classify
 from acct2crm.scope_file import read_scope
 from acct2crm.settings import Settings
+from acct2crm.tenants import Tenant, read_registry
 from acct2crm.topic_partitions import commands_partitions
 
 INSERT_OPS = {"c", "b", "r"}  # a failed insert is decided again as one (R1), else as R2
@@ -71,8 +79,13 @@ def redriven_topic(settings: Settings) -> str:
     return f"{settings.dlq_topic}.redriven"
 
 
-def _describe(settings: Settings, offset: int, record: dict[str, Any]) -> DeadLetter:
-    """Who and what a dead letter is about, from the message it kept (best effort)."""
+UNKNOWN_TENANT = "?"  # a change from a database no tenant names (any more)
+
+
+def _describe(settings: Settings, offset: int, record: dict[str, Any],
+              tenant_of: TenantOf | None = None) -> DeadLetter:
+    """Who and what a dead letter is about, from the message it kept (best effort).
+    ``tenant_of``: the registry's database -> tenant, for a change's letter."""
     tenant, accounting_id, code, op = settings.tenant, None, None, "?"
     lsn: int | None = None
     value: bytes | None = record.get("value")
@@ -86,10 +99,13 @@ def _describe(settings: Settings, offset: int, record: dict[str, Any]) -> DeadLe
             pass
     else:
         try:
-            change = decode_change(record.get("key"), value, tenant=settings.tenant)
+            change = decode_change(record.get("key"), value, tenant=settings.tenant,
+                                   tenant_of=tenant_of)
         except DecodeError:
-            change = None
+            change = _change_of_no_tenant(record.get("key"), value, settings)
+            tenant = UNKNOWN_TENANT if change is not None else tenant
         if change is not None:
+            tenant = change.tenant if tenant != UNKNOWN_TENANT else tenant
             accounting_id, op, lsn = change.accounting_id, change.op.value, change.position.lsn
             row = change.after or change.before or {}
             code = row.get("code") if isinstance(row.get("code"), str) else None
@@ -99,6 +115,21 @@ def _describe(settings: Settings, offset: int, record: dict[str, Any]) -> DeadLe
         topic=str(record["topic"]), error=str(record["error"]), reason=str(record["reason"]),
         failed_at=failed.isoformat() if isinstance(failed, datetime) else str(failed),
     )
+
+
+def _change_of_no_tenant(key: bytes | None, value: bytes | None,
+                         settings: Settings) -> Change | None:
+    """A change whose database no tenant names: its row, for the listing; None when the
+    message is no change at all."""
+    try:
+        return decode_change(key, value, tenant=settings.tenant)
+    except DecodeError:
+        return None
+
+
+def tenant_of_database(settings: Settings) -> TenantOf:
+    """The registry's database -> tenant id (the first tenant naming it, as the worker)."""
+    return {t.database: t.id for t in reversed(list(read_registry(settings)))}.get
 
 
 def redriven(settings: Settings) -> dict[int, dict[str, Any]]:
@@ -118,10 +149,11 @@ def redriven(settings: Settings) -> dict[int, dict[str, Any]]:
 def dead_letters(settings: Settings, tenant: str | None = None) -> list[DeadLetter]:
     done = redriven(settings)
     codec = dead_letter_type()
+    tenant_of = tenant_of_database(settings)
     letters = []
     for offset, _, value in read_range(settings, settings.dlq_topic, 0):
         try:
-            letter = _describe(settings, offset, codec.decode(value or b""))
+            letter = _describe(settings, offset, codec.decode(value or b""), tenant_of)
         except DecodeError:
             continue
         if tenant is None or letter.tenant == tenant:
@@ -139,10 +171,12 @@ class Redrive:
     outcome: Outcome | None = None
 
 
-def _rows_now(settings: Settings, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The rows as they are now in accounting."""
+def _rows_now(settings: Settings, tenant: Tenant, ids: Iterable[int]
+              ) -> dict[int, dict[str, Any]]:
+    """The tenant's rows as they are now in its accounting database."""
     try:
-        with psycopg.connect(settings.postgres_conninfo(), row_factory=dict_row) as conn:
+        with psycopg.connect(settings.postgres_conninfo(tenant.database),
+                             row_factory=dict_row) as conn:
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM accounting.customer WHERE id = ANY(%s)",  # noqa: S608
                 (sorted(set(ids)),),
@@ -153,15 +187,28 @@ def _rows_now(settings: Settings, ids: Iterable[int]) -> dict[int, dict[str, Any
 
 
 def plan(settings: Settings, letters: list[DeadLetter]) -> list[Redrive]:
-    """Decide each letter again from its row's current state (no CRM yet)."""
-    rows = _rows_now(settings, [x.accounting_id for x in letters if x.accounting_id])
-    scope = read_scope(settings.effective_scope_file)
+    """Decide each letter again from its row's current state in its own tenant's
+    database, with that tenant's scope and the field mapping (no CRM yet)."""
+    registry = read_registry(settings)
+    mapping = read_mapping(settings.effective_mapping_file)
+    rows: dict[str, dict[int, dict[str, Any]]] = {}
+    scopes = {}
+    for tenant_id in dict.fromkeys(x.tenant for x in letters):
+        tenant = registry.get(tenant_id)
+        if tenant is not None:
+            ids = [x.accounting_id for x in letters if x.tenant == tenant_id and x.accounting_id]
+            rows[tenant_id] = _rows_now(settings, tenant, ids)
+            scopes[tenant_id] = read_scope(tenant.scope_file)
     planned = []
     for letter in letters:
         if letter.accounting_id is None:
             planned.append(Redrive(letter, "cannot re-drive: the letter names no accounting row"))
             continue
-        row = rows.get(letter.accounting_id)
+        if letter.tenant not in rows:
+            planned.append(Redrive(letter, f"cannot re-drive: tenant {letter.tenant!r} is not "
+                                   "in the tenants file (its database is unknown)"))
+            continue
+        row = rows[letter.tenant].get(letter.accounting_id)
         insert = letter.op in INSERT_OPS
         change = Change(
             tenant=letter.tenant,
@@ -171,7 +218,7 @@ def plan(settings: Settings, letters: list[DeadLetter]) -> list[Redrive]:
             after=row,
             position=Position(lsn=letter.lsn or 0),
         )
-        decided = classify(change, scope)
+        decided = classify(change, scopes[letter.tenant], mapping=mapping)
         if isinstance(decided, SyncIntent):
             kind = "an insert (R1)" if insert else "an update (R2)"
             planned.append(Redrive(

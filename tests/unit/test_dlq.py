@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from acct2crm.dlq import DeadLetter, _describe, choose
+from acct2crm import dlq
+from acct2crm.dlq import DeadLetter, _describe, choose, plan
 from acct2crm.errors import StackError
 from acct2crm.records.avro import command_type
 from acct2crm.records.convert import command_record
 from acct2crm.rules.change import Op, Position
 from acct2crm.rules.decide import SyncIntent
 from acct2crm.settings import Settings
+from acct2crm.tenants import Tenant
 from tests.support.changes import row
 
 
@@ -58,3 +63,58 @@ def test_a_letter_names_its_row_code_and_position_from_what_it_kept() -> None:
             from_command.op, from_command.lsn) == ("t2", 9, "KH9", "c", 77)
     unreadable = _describe(settings, 5, _dead(settings.change_topic, None, b"not json"))
     assert (unreadable.accounting_id, unreadable.lsn) == (None, None)
+
+
+def test_a_changes_letter_belongs_to_the_tenant_whose_database_it_came_from() -> None:
+    settings = Settings()
+    tenant_of = {"accounting": "default", "accounting_acme": "acme"}.get
+
+    def from_db(database: str) -> DeadLetter:
+        change = {"op": "c", "before": None, "after": row(7, "AC7"),
+                  "source": {"lsn": 4242, "txId": 1, "ts_ms": 1, "db": database}}
+        return _describe(settings, 3, _dead(settings.change_topic, b'{"id": 7}',
+                                            json.dumps(change).encode()), tenant_of)
+
+    assert (from_db("accounting_acme").tenant, from_db("accounting_acme").accounting_id) == (
+        "acme", 7)
+    assert from_db("accounting").tenant == "default"
+    gone = from_db("accounting_gone")  # a tenant since removed: its row, no tenant to guess
+    assert (gone.tenant, gone.accounting_id, gone.code) == ("?", 7, "AC7")
+
+
+def test_a_redrive_reads_each_letters_row_from_its_own_tenants_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "acme.token").write_text("t\n")
+    (tmp_path / "tenants.toml").write_text(
+        f'[tenants.acme]\ncrm_token_file = "{tmp_path / "acme.token"}"\n')
+    (tmp_path / "scopes").mkdir()
+    (tmp_path / "scopes" / "acme.toml").write_text("customers_only = false\n")  # vendors too
+    (tmp_path / "mapping.toml").write_text(
+        '[[field]]\ncrm = "code"\ncolumn = "code"\n\n'
+        '[[field]]\ncrm = "name"\ncolumn = "name"\ntransform = "upper"\n')
+    settings = Settings(home=tmp_path)
+    # the same id in both databases: a different customer in each
+    databases = {
+        "accounting": {2: {**row(2, "LD2"), "name": "load 2"}},
+        "accounting_acme": {2: {**row(2, "AC2"), "name": "acme two", "is_customer": False,
+                                "is_vendor": True}},
+    }
+    asked: list[tuple[str, list[int]]] = []
+
+    def rows_now(_s: Settings, tenant: Tenant, ids: Iterable[int]) -> dict[int, Any]:
+        asked.append((tenant.database, sorted(ids)))
+        return {i: databases[tenant.database][i] for i in ids if i in databases[tenant.database]}
+
+    monkeypatch.setattr(dlq, "_rows_now", rows_now)
+    letters = [replace(letter(2), tenant="acme"), replace(letter(2), tenant="default", offset=3),
+               replace(letter(2), tenant="gone", offset=4)]
+    acme, default, gone = plan(settings, letters)
+    assert sorted(asked) == [("accounting", [2]), ("accounting_acme", [2])]
+    assert acme.intent is not None and acme.intent.tenant == "acme"
+    assert acme.intent.fields["code"] == "AC2"  # acme's own row, in acme's scope (a vendor)
+    assert acme.intent.fields["name"] == "ACME TWO"  # through the field mapping
+    assert default.intent is not None and default.intent.fields["code"] == "LD2"
+    assert gone.intent is None and gone.outcome is None
+    assert gone.what == "cannot re-drive: tenant 'gone' is not in the tenants file (its " \
+        "database is unknown)"

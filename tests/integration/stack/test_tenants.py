@@ -81,6 +81,33 @@ def test_a_backfill_of_one_tenant_reads_its_database_and_writes_through_its_lane
     p.close()
 
 
+def test_a_tenants_dead_letter_is_decided_again_from_its_own_database(
+    two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
+) -> None:
+    """The re-drive read the default tenant's row of the same id and wrote that
+    customer into this tenant's CRM account."""
+    tenant = two_tenants[0]
+    p = tenant_pipe(stack_settings, tenant)
+    tag = unique_tag("TDL")
+    row = p.insert(f"{tag}-A", tax_code="12")  # the reference CRM rejects this tax code
+    [failed] = _results(pipe, tenant, tag, 1)
+    assert failed["action"] == "failed"
+    letters = [json.loads(line) for line in
+               cli("dlq", "list", "--tenant", tenant, "--json").splitlines()]
+    [letter] = [x for x in letters if x["tenant"] == tenant and x["accounting_id"] == row]
+    assert letter["code"] == f"{tag}-A"
+    before = {r["id"]: r for r in p.crm_all()}
+    said = cli("dlq", "retry", "--offset", str(letter["offset"]))
+    assert "sent to the sink" in said, said
+    first, again = pipe.results_where(
+        lambda r: r["tenant"] == tenant and r["accounting_id"] == row, 2, timeout_s=120)
+    assert first == failed
+    # its own row as it is now (the tax code still refused), nothing of another tenant's
+    assert (again["action"], again["code"]) == ("failed", f"{tag}-A"), again
+    assert {r["id"]: r for r in p.crm_all()} == before
+    p.close()
+
+
 def test_two_tenants_interleaved_swaps_with_the_same_codes(
     two_tenants: tuple[str, str], stack_settings: Settings, pipe: Pipeline
 ) -> None:
