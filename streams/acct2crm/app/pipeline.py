@@ -87,7 +87,8 @@ class Outputs:
         await self.send_result(key or None, result_type().encode(record))
 
     async def dead_letter(
-        self, message: Message, error: str, reason: str, change_offset: int | None
+        self, message: Message, error: str, reason: str, change_offset: int | None,
+        tenant: str | None = None,
     ) -> None:
         record = dead_letter_record(
             topic=message.topic,
@@ -99,7 +100,7 @@ class Outputs:
             reason=reason,
             change_offset=change_offset,
         )
-        metrics.dead_letter(self.tenant)
+        metrics.dead_letter(tenant or self.tenant)
         await self.send_dead_letter(message.key, dead_letter_type().encode(record))
 
     async def unreadable(
@@ -121,7 +122,8 @@ class Outputs:
                 position=intent.position if intent else None,
                 tenant=intent.tenant if intent else None,
             )
-            await self.dead_letter(message, type(exc).__name__, reason, change_offset)
+            await self.dead_letter(message, type(exc).__name__, reason, change_offset,
+                                   intent.tenant if intent else None)
         except Exception:
             log.exception("could not record the failure of %s offset %s", message.topic,
                           message.offset)
@@ -149,7 +151,6 @@ class ChangeRouter:
         self._scope_of = scope_of
 
     async def handle(self, message: Message) -> None:
-        metrics.change_consumed(self._out.tenant)
         noted = CHANGE_PARTITION.set(message.partition)  # its command goes to this partition
         try:
             await self._handle(message)
@@ -166,13 +167,16 @@ class ChangeRouter:
                 tenant_of=self._tenant_of,
             )
         except DecodeError as exc:
+            metrics.change_consumed(self._out.tenant)  # whose, it cannot say
             await self._out.unreadable(
                 message, exc, f"undecodable change: {exc}", message.offset
             )
             return
         if change is None:
+            metrics.change_consumed(self._out.tenant)
             return  # tombstone, heartbeat or schema event: not a change
         tenant = change.tenant
+        metrics.change_consumed(tenant)
         applied = None
         if change.accounting_id is not None:
             applied = self._positions.applied(tenant, change.accounting_id)
@@ -199,7 +203,8 @@ class ChangeRouter:
             tenant=tenant,
         )
         if decided.action is Action.FAILED:
-            await self._out.dead_letter(message, "BadRowError", decided.reason, message.offset)
+            await self._out.dead_letter(message, "BadRowError", decided.reason, message.offset,
+                                        tenant)
 
 
 class CommandApplier:
@@ -245,7 +250,8 @@ class CommandApplier:
             await self._report(outcome)
             if outcome.action is Action.FAILED:
                 await self._out.dead_letter(
-                    message, outcome.error or "CrmRejected", outcome.reason, change_offset
+                    message, outcome.error or "CrmRejected", outcome.reason, change_offset,
+                    outcome.intent.tenant,
                 )
 
     async def _report(self, outcome: Applied) -> None:

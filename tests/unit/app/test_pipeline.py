@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from acct2crm import metrics
 from acct2crm.app.command_lanes import PartitionEvents, build_lanes, one_applier
 from acct2crm.app.delivery import Delivery
 from acct2crm.app.ledger import OffsetLedger, RangeRead
@@ -151,3 +154,29 @@ async def test_a_step_never_raises_and_leaves_the_offset_unhandled() -> None:
     assert lanes.status()[""]["state"] == "retrying"
     assert table == {}  # not handled: it is tried again, or read back after a restart
     await lanes.stop_all()
+
+
+def tenant_sample(name: str, tenant: str) -> float:
+    return sum(s.value for f in text_string_to_metric_families(metrics.exposition().decode())
+               for s in f.samples if s.name == name and s.labels.get("tenant") == tenant)
+
+
+async def test_a_change_is_counted_under_its_own_tenant_not_the_workers(tmp_path: Path) -> None:
+    """One worker routes every tenant's changes: the metrics say whose each one was."""
+    sent = Sent()
+    router = ChangeRouter(ScopeWatcher(tmp_path / "scope.toml"), {}, sent.outputs(),
+                          tenant_of={"accounting_pm": "pm_metrics"}.get,
+                          scope_of=lambda _t: ScopeWatcher(tmp_path / "scope.toml"))
+    consumed = tenant_sample("acct2crm_changes_consumed_total", "pm_metrics")
+    dead = tenant_sample("acct2crm_dead_letters_total", "pm_metrics")
+
+    def from_pm(op: str, after: Any, lsn: int) -> bytes:
+        body = json.loads(envelope(op, None, after, lsn))
+        body["source"]["db"] = "accounting_pm"
+        return json.dumps(body).encode()
+
+    await router.handle(change_message(0, from_pm("c", row(1), 12)))
+    await router.handle(change_message(1, from_pm("c", row(2, code=" "), 13)))  # a bad row
+    assert tenant_sample("acct2crm_changes_consumed_total", "pm_metrics") == consumed + 2
+    assert tenant_sample("acct2crm_dead_letters_total", "pm_metrics") == dead + 1
+    assert [r["tenant"] for r in sent.results] == ["pm_metrics"]
