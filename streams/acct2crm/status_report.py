@@ -44,7 +44,7 @@ from acct2crm.progress import oldest_unapplied_ms, retention_warning, sync_progr
 from acct2crm.settings import Settings, shown_dsn
 from acct2crm.source_watch import report as source_report
 from acct2crm.status_check import problems
-from acct2crm.tenant_status import tenants_view
+from acct2crm.tenant_status import tenants_view, worker_bodies
 from acct2crm.topics import retention_of
 
 
@@ -198,6 +198,9 @@ def collect(settings: Settings) -> dict[str, Any]:
         "kafka_error": None if kafka_problem is None else kafka_problem.message,
         **workers_and_tenants(settings, stack, kafka=kafka),
     }
+    seeding = report.pop("seeding")
+    if seeding is not None:  # several workers: the one seeding (or done), not worker 1's
+        sync["seeding"] = seeding
     for view in report["tenants"].values():  # each other tenant's slot and heartbeat
         report["warnings"].extend((view.get("source") or {}).get("warnings") or [])
     report["problems"] = problems(report)  # what needs the operator (status_check.py)
@@ -205,7 +208,8 @@ def collect(settings: Settings) -> dict[str, Any]:
 
 
 def workers_and_tenants(settings: Settings, stack: Any, *, kafka: bool = True) -> dict[str, Any]:
-    """``workers`` (every worker process of the local stack) and ``tenants`` (tenant_status)."""
+    """``workers`` (every worker process of the local stack) and ``tenants`` (tenant_status);
+    ``seeding``: the default tenant's, from whichever worker holds its partition."""
     states = getattr(stack, "worker_states", None)
     workers = states(settings) if states is not None else [
         {"state": worker_view(settings)["state"], "pid": None, "status_url": settings.status_url}
@@ -214,7 +218,19 @@ def workers_and_tenants(settings: Settings, stack: Any, *, kafka: bool = True) -
     return {
         "workers": [{"state": w["state"], "pid": w["pid"]} for w in workers],
         "tenants": tenants_view(settings, urls, kafka=kafka),
+        "seeding": furthest_seeding(worker_bodies(urls)) if len(urls) > 1 else None,
     }
+
+
+# how far a worker's seeding of the default tenant's table got; with several workers only
+# the one holding the tenant's partition seeds it, the others say "not_started"
+SEEDING_RANK = {"not_started": 0, "paused": 1, "seeding": 2, "waiting_for_crm": 2, "done": 3}
+
+
+def furthest_seeding(bodies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The seeding report of the worker that got furthest (None when none says)."""
+    found = [b["seeding"] for b in bodies if isinstance(b.get("seeding"), dict)]
+    return max(found, key=lambda s: SEEDING_RANK.get(str(s.get("state")), 0), default=None)
 
 
 def _paused(settings: Settings) -> dict[str, float]:

@@ -53,6 +53,18 @@ def tenant_lag(
     return lag
 
 
+def holds(settings: Settings, topology: Topology, partition: int | None) -> bool:
+    """Whether this worker holds the tenant's partition now (True when it cannot tell:
+    the consumer not started, or a tenant without a known partition)."""
+    if partition is None:
+        return True
+    try:
+        assigned = topology.app.consumer.assignment()
+    except Exception:  # not started yet: nothing to say otherwise
+        return True
+    return TP(settings.change_topic, partition) in assigned
+
+
 def paused_tenants(wiring: Wiring) -> Collection[str]:
     """The tenants paused now (``acct2crm pause``), from the pause file the gate reads."""
     return wiring.pause.paused()
@@ -91,14 +103,15 @@ def tenant_views(
         if waiting is not None:
             metrics.set_waiting(tenant, waiting.kind)
         partition = _partition(settings, wiring, tenant)
+        held = holds(settings, topology, partition)
         views.append(
             TenantView(
                 tenant=tenant,
                 state="paused" if tenant in paused else (
-                    "waiting_for_crm" if reason else "running"),
+                    "elsewhere" if not held else "waiting_for_crm" if reason else "running"),
                 waiting_reason=reason,
                 waiting_since=waiting.since if waiting is not None else None,
-                lag={} if partition is None
+                lag={} if partition is None or not held
                 else tenant_lag(settings, topology, partition, tenant),
                 counts_today=dict(seen.counts_today),
                 counting_since=seen.counting_since,

@@ -20,6 +20,8 @@ STATE_WORDS = {
     "running": "Running",
     "waiting_for_crm": "Waiting for the CRM",
     "paused": "Paused",
+    # with several workers: its partition is another worker's; that worker's page has it
+    "elsewhere": "On another worker",
 }
 # always shown, 0 or not; any other action once it happens (names as results carry them)
 ACTIONS = ("created", "updated", "unchanged", "skipped_duplicate_code", "failed")
@@ -32,7 +34,7 @@ padding:1rem;margin:1rem 0} table{border-collapse:collapse;width:100%}
 td,th{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eef;vertical-align:top}
 .state{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:600}
 .running{background:#d8f5df;color:#14532d} .waiting_for_crm{background:#fde7c7;color:#7a3e00}
-.paused{background:#e2e4ea;color:#333} .bad{background:#fbd5d5;color:#7f1d1d}
+.paused,.elsewhere{background:#e2e4ea;color:#333} .bad{background:#fbd5d5;color:#7f1d1d}
 .counts span{display:inline-block;margin-right:1.2rem} .counts b{font-size:1.2rem}
 """
 
@@ -91,6 +93,9 @@ def _state_line(view: TenantView, now: float) -> str:
     word = STATE_WORDS.get(view.state, view.state)
     line = f'<span class="state {escape(view.state)}" id="state-{escape(view.tenant)}">' \
            f"{escape(word)}</span>"
+    if view.state == "elsewhere":
+        line += (' <span class="why">this worker does not hold its partition now; what it '
+                 "shows below is what it saw while it did</span>")
     if view.state == "waiting_for_crm":
         line += (
             f' <span class="why">since {escape(_clock(view.waiting_since))}'

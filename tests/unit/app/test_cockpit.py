@@ -7,14 +7,17 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 from prometheus_client.parser import text_string_to_metric_families
 
 from acct2crm import metrics
 from acct2crm.app import activity as activity_mod
 from acct2crm.app.activity import Activity
+from acct2crm.app.cockpit_web import holds
 from acct2crm.app.status_html import (
     ConnectorView,
     TenantView,
@@ -24,6 +27,7 @@ from acct2crm.app.status_html import (
 )
 from acct2crm.errors import CrmMisconfigured, CrmRetryable
 from acct2crm.log_format import FIELDS, JsonFormatter, change_logged, logging_config
+from acct2crm.settings import Settings
 
 EVIL = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
 
@@ -157,3 +161,25 @@ def test_counts_start_with_the_worker_then_at_midnight() -> None:
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert seen.counting_since == max(activity_mod.STARTED, midnight.timestamp())
     assert seen.counts_today == {"failed": 1}
+
+
+def test_a_tenant_another_worker_holds_is_said_to_be_there() -> None:
+    """With several workers, a page showed such a tenant Running with nothing done."""
+    page = render_status([TenantView("acme", "elsewhere")], ConnectorView("c", "RUNNING"))
+    assert ">On another worker<" in page and "does not hold its partition now" in page
+    assert 'data-state="running"' not in page
+
+    class Consumer:
+        def assignment(self) -> set[TP]:
+            return {TP(settings.change_topic, 1)}
+
+    class Unstarted:
+        def assignment(self) -> set[TP]:
+            raise RuntimeError("consumer not started")
+
+    settings = Settings()
+    topology: Any = SimpleNamespace(app=SimpleNamespace(consumer=Consumer()))
+    assert holds(settings, topology, 1) and not holds(settings, topology, 2)
+    assert holds(settings, topology, None)  # no known partition: nothing to say otherwise
+    topology.app.consumer = Unstarted()
+    assert holds(settings, topology, 2)
