@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,6 +107,15 @@ def backfill_table(
         table.add_row(str(row.get("id")), str(row.get("code")), _action(outcome.action.value),
                       outcome.reason)
     console.print(table)
+    tally = Counter([*(a.value for _, a, _ in planned), *(o.action.value for _, o in left)])
+    console.print(summary_line(len(planned) + len(left), "rows", tally), soft_wrap=True,
+                  markup=False)
+
+
+def summary_line(total: int, unit: str, tally: Counter[str]) -> str:
+    """One line under a dry run's table: how many, and how many of each outcome."""
+    parts = ", ".join(f"{n} {what}" for what, n in sorted(tally.items(), key=lambda i: -i[1]))
+    return f"{total} {unit}" + (f": {parts}" if parts else "") + "; nothing was written"
 
 
 def replay_table(start: int | dict[int, int], previews: Sequence[Any]) -> None:
@@ -121,3 +131,7 @@ def replay_table(start: int | dict[int, int], previews: Sequence[Any]) -> None:
         cells = (str(p.offset), OP_WORDS.get(p.op, p.op), p.code or "—", p.would)
         table.add_row(*((str(p.partition), *cells) if many else cells))
     console.print(table)
+    # "unchanged: replay ..." counts as unchanged; a change for the sink as "to the sink"
+    tally = Counter(p.would.split(":", 1)[0] if ":" in p.would else "to the sink"
+                    for p in previews)
+    console.print(summary_line(len(previews), "changes", tally), soft_wrap=True, markup=False)

@@ -114,7 +114,7 @@ def test_only_check_turns_problems_into_an_exit_code(
 
 def test_with_several_workers_the_seeding_shown_is_the_one_holding_the_partition() -> None:
     """Worker 1 said 'not_started' for a table worker 2 had seeded long ago."""
-    bodies = [{"seeding": {"state": "not_started", "records": 0}},
+    bodies: list[dict[str, Any]] = [{"seeding": {"state": "not_started", "records": 0}},
               {"seeding": {"state": "done", "records": 50_000}}, {"state": "running"}]
     assert status_report.furthest_seeding(bodies) == {"state": "done", "records": 50_000}
     bodies[1]["seeding"] = {"state": "seeding", "records": 700}
