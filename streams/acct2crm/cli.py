@@ -72,14 +72,18 @@ def history(
     from acct2crm.errors import Acct2CrmError
     from acct2crm.progress import code_history
     from acct2crm.settings import get_settings
+    from acct2crm.tenants import read_registry
     from acct2crm.views import history_table
 
+    settings = get_settings()
     try:
-        records = code_history(get_settings(), code)
+        records = code_history(settings, code)
+        if tenant is not None:
+            records = [r for r in records if r.get("tenant") == tenant]
+            if not records:  # a typo, or a tenant removed since (its results still show)
+                read_registry(settings).require(tenant)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
-    if tenant is not None:
-        records = [r for r in records if r.get("tenant") == tenant]
     if as_json:
         for record in records:
             typer.echo(json.dumps(record, ensure_ascii=False, default=str))

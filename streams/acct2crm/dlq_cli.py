@@ -25,10 +25,14 @@ def dlq_list(
     from acct2crm import dlq
     from acct2crm.errors import Acct2CrmError
     from acct2crm.settings import get_settings
+    from acct2crm.tenants import read_registry
     from acct2crm.views import console
 
+    settings = get_settings()
     try:
-        letters = dlq.dead_letters(get_settings(), tenant)
+        letters = dlq.dead_letters(settings, tenant)
+        if tenant is not None and not letters:  # a typo, or a tenant removed since
+            read_registry(settings).require(tenant)
     except Acct2CrmError as exc:
         raise _fail(exc) from exc
     if as_json:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 
 from acct2crm import progress, result_index
 from acct2crm.cli import app
-from acct2crm.settings import Settings
+from acct2crm.settings import Settings, reset_settings
 
 
 def result(tenant: str, applied_at: str, lsn: int, action: str) -> dict[str, Any]:
@@ -55,3 +57,19 @@ def test_the_table_says_whose_each_line_is_and_tenant_keeps_one(
     assert [line for line in one.output.splitlines() if "2026-12-01" in line] == [
         line for line in one.output.splitlines() if "acme created" in line]
     assert "tenant" not in next(line for line in one.output.splitlines() if "applied at" in line)
+
+
+def test_a_tenant_nobody_has_is_refused_not_answered_with_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("ACCT2CRM_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("ACCT2CRM_HOME", str(tmp_path))
+    monkeypatch.setattr(progress, "code_history", lambda *_args: [LIVE, ACME])
+    reset_settings()
+    try:
+        typo = CliRunner().invoke(app, ["history", "PA001", "--tenant", "acm"])
+    finally:
+        reset_settings()
+    assert typo.exit_code == 1
+    assert "no tenant 'acm'; the tenants are: default" in typo.output
