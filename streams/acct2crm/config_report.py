@@ -79,6 +79,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             "change_topic": settings.change_topic,
             "scope_file_in_force": str(settings.effective_scope_file),
             "mapping_file_in_force": str(settings.effective_mapping_file),
+            "tenants_file_in_force": str(settings.effective_tenants_file),
         },
         "notes": [dsn_note],
         "unknown_env": unknown_env_names(),

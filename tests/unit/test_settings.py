@@ -305,6 +305,8 @@ def test_config_show_says_which_rule_files_are_absent(clean_env: Path) -> None:
     [mapping] = [line for line in result.output.splitlines() if "mapping_file_in_force" in line]
     assert scope.endswith(str(clean_env / "scope.toml"))
     assert mapping.endswith("mapping.toml  (absent: defaults)")
+    [tenants] = [line for line in result.output.splitlines() if "tenants_file_in_force" in line]
+    assert tenants.endswith("tenants.toml  (absent: defaults)")  # the default tenant alone
 
 
 def test_config_show_says_a_tunnelled_password_is_masked_in_text(
