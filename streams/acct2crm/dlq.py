@@ -98,14 +98,9 @@ def _describe(settings: Settings, offset: int, record: dict[str, Any],
         except (DecodeError, KeyError, TypeError, ValueError):
             pass
     else:
-        try:
-            change = decode_change(record.get("key"), value, tenant=settings.tenant,
-                                   tenant_of=tenant_of)
-        except DecodeError:
-            change = _change_of_no_tenant(record.get("key"), value, settings)
-            tenant = UNKNOWN_TENANT if change is not None else tenant
+        change = _kept_change(record.get("key"), value, settings, tenant_of)
         if change is not None:
-            tenant = change.tenant if tenant != UNKNOWN_TENANT else tenant
+            tenant = change.tenant
             accounting_id, op, lsn = change.accounting_id, change.op.value, change.position.lsn
             row = change.after or change.before or {}
             code = row.get("code") if isinstance(row.get("code"), str) else None
@@ -117,19 +112,18 @@ def _describe(settings: Settings, offset: int, record: dict[str, Any],
     )
 
 
-def _change_of_no_tenant(key: bytes | None, value: bytes | None,
-                         settings: Settings) -> Change | None:
-    """A change whose database no tenant names: its row, for the listing; None when the
-    message is no change at all."""
+def _kept_change(key: bytes | None, value: bytes | None, settings: Settings,
+                 tenant_of: TenantOf | None) -> Change | None:
+    """The change a letter kept, as the tenant of its database's; from a database no tenant
+    names any more, as ``UNKNOWN_TENANT``'s (its row still listed); None if no change."""
     try:
-        return decode_change(key, value, tenant=settings.tenant)
+        return decode_change(key, value, tenant=settings.tenant, tenant_of=tenant_of)
+    except DecodeError:
+        pass
+    try:
+        return decode_change(key, value, tenant=UNKNOWN_TENANT)
     except DecodeError:
         return None
-
-
-def tenant_of_database(settings: Settings) -> TenantOf:
-    """The registry's database -> tenant id (the first tenant naming it, as the worker)."""
-    return {t.database: t.id for t in reversed(list(read_registry(settings)))}.get
 
 
 def redriven(settings: Settings) -> dict[int, dict[str, Any]]:
@@ -149,7 +143,7 @@ def redriven(settings: Settings) -> dict[int, dict[str, Any]]:
 def dead_letters(settings: Settings, tenant: str | None = None) -> list[DeadLetter]:
     done = redriven(settings)
     codec = dead_letter_type()
-    tenant_of = tenant_of_database(settings)
+    tenant_of = read_registry(settings).tenant_of()
     letters = []
     for offset, _, value in read_range(settings, settings.dlq_topic, 0):
         try:

@@ -201,9 +201,8 @@ class Previewer:
 
     def __init__(self, settings: Settings, positions: dict[str, int] | None = None) -> None:
         self._registry = read_registry(settings)  # every tenant's changes share the topic
-        # the tenant of each database, looked up per change: a dict, not a scan (the
-        # first tenant naming it wins, as in the registry)
-        self._tenant_of = {t.database: t.id for t in reversed(list(self._registry))}.get
+        # the tenant of each database, looked up per change: a dict, not a scan
+        self._tenant_of = self._registry.tenant_of()
         self._tenant = settings.tenant
         self._scopes = {t.id: read_scope(t.scope_file) for t in self._registry}
         self._mapping = read_mapping(settings.effective_mapping_file)

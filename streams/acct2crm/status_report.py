@@ -215,10 +215,11 @@ def workers_and_tenants(settings: Settings, stack: Any, *, kafka: bool = True) -
         {"state": worker_view(settings)["state"], "pid": None, "status_url": settings.status_url}
     ]
     urls = [w["status_url"] for w in workers if w.get("state") == "running"]
+    bodies = worker_bodies(urls)
     return {
         "workers": [{"state": w["state"], "pid": w["pid"]} for w in workers],
-        "tenants": tenants_view(settings, urls, kafka=kafka),
-        "seeding": furthest_seeding(worker_bodies(urls)) if len(urls) > 1 else None,
+        "tenants": tenants_view(settings, urls, kafka=kafka, bodies=bodies),
+        "seeding": furthest_seeding(bodies) if len(urls) > 1 else None,
     }
 
 

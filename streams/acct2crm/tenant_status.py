@@ -63,7 +63,7 @@ def worker_bodies(urls: Sequence[str]) -> list[dict[str, Any]]:
 
 def tenants_view(
     settings: Settings, status_urls: Sequence[str], registry: TenantRegistry | None = None,
-    *, kafka: bool = True,
+    *, kafka: bool = True, bodies: list[dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``status --json``'s ``tenants``: ``{"<ID>": {"lag", "counts", "sync"}}``, and for
     each tenant but the default its ``source`` (source_watch.tenant_report). ``kafka=False``:
@@ -78,7 +78,7 @@ def tenants_view(
         counts = tenant_counts(settings, kafka=kafka)
     except (KafkaException, Acct2CrmError):
         lags, counts = None, {}
-    bodies = worker_bodies(status_urls)
+    bodies = worker_bodies(status_urls) if bodies is None else bodies  # asked once by status
     try:
         paused = read_paused(pause_path(settings))
     except Acct2CrmError:

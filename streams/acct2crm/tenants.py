@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,11 @@ class TenantRegistry:
             known = ", ".join(self.tenants)
             raise ConfigError(f"no tenant {tenant_id!r}; the tenants are: {known}")
         return tenant
+
+    def tenant_of(self) -> Callable[[str], str | None]:
+        """Database -> tenant id as a dict lookup, for a reader deciding per message (the
+        first tenant naming a database wins, as in ``by_database``)."""
+        return {t.database: t.id for t in reversed(list(self.tenants.values()))}.get
 
     def by_database(self, database: str) -> Tenant | None:
         """The tenant whose database Debezium named in ``source.db``."""
